@@ -1,0 +1,16 @@
+//! Wisp: run small quantized language models (GGUF) on the user's own GPU.
+//!
+//! One module per concern: [`gguf`] reads files, [`quant`] knows the tensor formats,
+//! [`tokenizer`] and [`chat`] turn text into token ids, [`model`] holds the architecture
+//! configs and the plain-Rust CPU forward pass (the oracle the GPU engine is tested
+//! against), [`sampling`] picks the next token.
+
+pub mod chat;
+pub mod error;
+pub mod gguf;
+pub mod model;
+pub mod quant;
+pub mod sampling;
+pub mod tokenizer;
+
+pub use error::Error;

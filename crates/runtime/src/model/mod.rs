@@ -1,0 +1,1 @@
+//! Architecture configs and the plain-Rust CPU forward pass (the oracle).

@@ -1,0 +1,1 @@
+//! CPU dequantization of every supported ggml type.

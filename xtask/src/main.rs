@@ -1,1 +1,129 @@
-fn main() {}
+//! Every build, fetch and test step of the project as `cargo xtask <verb>`.
+
+mod models;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
+  fetch-models       download the test models and llama.cpp's test vectors (cached)
+  ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("fetch-models") => models::fetch_all().map(|_| ()),
+        Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
+        _ => {
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace root")
+        .to_path_buf()
+}
+
+/// Run a command in the workspace root, failing with its name if it fails.
+pub fn run(cmd: &mut Command) -> Result<(), String> {
+    cmd.current_dir(workspace_root());
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{cmd:?} failed ({status})"))
+    }
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn chat(key: &str) -> Result<(), String> {
+    let paths = models::fetch_all()?;
+    let model = paths
+        .iter()
+        .find(|(k, _)| *k == key)
+        .map(|(_, p)| p.clone())
+        .ok_or_else(|| format!("no model named {key} (smollm2, gemma3, qwen2)"))?;
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "wisp-cli",
+            "--",
+            "chat",
+        ])
+        .arg(model))
+}
+
+/// The whole test suite, each step timed.
+fn ci(full: bool) -> Result<(), String> {
+    let started = Instant::now();
+    let mut timings: Vec<(String, f64)> = Vec::new();
+    let mut step = |name: &str, f: &mut dyn FnMut() -> Result<(), String>| {
+        eprintln!("\n=== {name}");
+        let t = Instant::now();
+        let r = f();
+        let secs = t.elapsed().as_secs_f64();
+        eprintln!(
+            "=== {name}: {} in {secs:.1} s",
+            if r.is_ok() { "ok" } else { "FAILED" }
+        );
+        timings.push((name.to_string(), secs));
+        r
+    };
+    step("fmt", &mut || {
+        run(cargo().args(["fmt", "--all", "--", "--check"]))
+    })?;
+    step("clippy", &mut || {
+        run(cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
+    step("fetch-models", &mut || models::fetch_all().map(|_| ()))?;
+    step("tests", &mut || {
+        let mut cmd = cargo();
+        cmd.args(["test", "--workspace"]);
+        if full {
+            cmd.env("WISP_FULL", "1");
+        }
+        run(&mut cmd)
+    })?;
+    eprintln!("\nsuite times:");
+    for (name, secs) in &timings {
+        eprintln!("  {name:<14} {secs:>7.1} s");
+    }
+    eprintln!(
+        "  {:<14} {:>7.1} s",
+        "total",
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}

@@ -15,6 +15,8 @@ pub enum Error {
     /// The caller's request is invalid (bad parameter, context full, …).
     InvalidRequest(String),
     Cancelled,
+    /// The GPU failed: no adapter, a kernel the device rejected, out of memory, device lost.
+    Gpu(String),
 }
 
 impl fmt::Display for Error {
@@ -28,6 +30,7 @@ impl fmt::Display for Error {
             Error::Template(m) => write!(f, "chat template: {m}"),
             Error::InvalidRequest(m) => write!(f, "{m}"),
             Error::Cancelled => write!(f, "cancelled"),
+            Error::Gpu(m) => write!(f, "GPU: {m}"),
         }
     }
 }

@@ -1,0 +1,157 @@
+//! Adapter and device creation, and the record of what the device granted.
+//!
+//! Wisp asks for the adapter's real limits (larger buffers, more storage bindings) unless
+//! told to behave like the WebGPU spec floor (`webgpu_default_limits`), and for the
+//! optional features it can use: `shader-f16`, `subgroups`, `timestamp-query`. Every
+//! kernel has a path without each optional feature.
+
+use crate::Error;
+use std::sync::{Arc, Mutex};
+
+/// How to choose and configure the device.
+#[derive(Debug, Clone, Default)]
+pub struct DeviceOptions {
+    /// Request exactly the WebGPU spec default limits (what Android Chrome gives).
+    pub webgpu_default_limits: bool,
+    /// Behave as if the adapter lacked `shader-f16`.
+    pub no_f16: bool,
+    /// Behave as if the adapter lacked subgroups.
+    pub no_subgroups: bool,
+}
+
+/// What the device granted.
+#[derive(Debug, Clone)]
+pub struct Capabilities {
+    pub adapter_name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+    pub f16: bool,
+    pub subgroups: bool,
+    pub timestamps: bool,
+    pub limits: wgpu::Limits,
+}
+
+/// A device, its queue, and the errors it reported asynchronously.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub caps: Capabilities,
+    /// First uncaptured error or device loss, surfaced by [`GpuContext::check`].
+    fault: Arc<Mutex<Option<String>>>,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("caps", &self.caps).finish()
+    }
+}
+
+/// The adapters this machine offers (native only).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn list_adapters() -> Vec<wgpu::Adapter> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+}
+
+fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "CPU (software)",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+impl GpuContext {
+    /// Pick the best adapter and create a device on it.
+    pub async fn new(opts: &DeviceOptions) -> Result<GpuContext, Error> {
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| {
+                Error::Gpu(format!(
+                    "no GPU adapter available ({e}); install a Vulkan, Metal or DX12 driver \
+                     (on Linux without a GPU: Mesa's lavapipe, package mesa-vulkan-drivers)"
+                ))
+            })?;
+        Self::from_adapter(adapter, opts).await
+    }
+
+    pub async fn from_adapter(adapter: wgpu::Adapter, opts: &DeviceOptions) -> Result<GpuContext, Error> {
+        let info = adapter.get_info();
+        let available = adapter.features();
+        let mut features = wgpu::Features::empty();
+        if available.contains(wgpu::Features::SHADER_F16) && !opts.no_f16 {
+            features |= wgpu::Features::SHADER_F16;
+        }
+        if available.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups {
+            features |= wgpu::Features::SUBGROUP;
+        }
+        if available.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            features |= wgpu::Features::TIMESTAMP_QUERY;
+        }
+        let limits = if opts.webgpu_default_limits {
+            wgpu::Limits::default()
+        } else {
+            adapter.limits()
+        };
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wisp"),
+                required_features: features,
+                required_limits: limits.clone(),
+                memory_hints: wgpu::MemoryHints::Performance,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::Gpu(format!("cannot create a device on {}: {e}", info.name)))?;
+        let fault = Arc::new(Mutex::new(None::<String>));
+        let sink = Arc::clone(&fault);
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| e.to_string());
+        }));
+        let sink = Arc::clone(&fault);
+        device.set_device_lost_callback(move |reason, msg| {
+            let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
+            slot.get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
+        });
+        let caps = Capabilities {
+            adapter_name: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: device_type_name(info.device_type).to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            f16: features.contains(wgpu::Features::SHADER_F16),
+            subgroups: features.contains(wgpu::Features::SUBGROUP),
+            timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            limits: device.limits(),
+        };
+        Ok(GpuContext { device, queue, caps, fault })
+    }
+
+    /// Native convenience: block on [`GpuContext::new`].
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking(opts: &DeviceOptions) -> Result<GpuContext, Error> {
+        pollster::block_on(Self::new(opts))
+    }
+
+    /// The first asynchronous error the device reported (validation, out of memory, lost).
+    pub fn check(&self) -> Result<(), Error> {
+        let slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.as_ref() {
+            None => Ok(()),
+            Some(msg) => Err(Error::Gpu(msg.clone())),
+        }
+    }
+
+    /// Largest byte range one storage binding may cover.
+    pub fn max_binding(&self) -> u64 {
+        (self.caps.limits.max_storage_buffer_binding_size as u64).min(self.caps.limits.max_buffer_size)
+    }
+}

@@ -1,0 +1,10 @@
+//! The GPU layer: device creation and capabilities, compiled kernels, buffers.
+//!
+//! Native builds drive Vulkan, Metal, DX12 (GL as last resort) through wgpu; the
+//! `webgpu` feature drives the browser's WebGPU. The same kernels run on both.
+
+pub mod device;
+pub mod kernel;
+
+pub use device::{Capabilities, DeviceOptions, GpuContext};
+pub use kernel::{Kernel, PipelineCache};

@@ -1,0 +1,136 @@
+//! A recorded sequence of dispatches with its bind groups built once, and the small
+//! parameter buffers that change between calls (token count, position).
+//!
+//! Parameters are functions of the call ([`StepArgs`]); before a submission each slot's
+//! bytes are recomputed and written only when they changed, so a decode step writes a
+//! handful of 32-byte uniforms (positions) and nothing else.
+
+use crate::gpu::{GpuContext, Kernel};
+use std::sync::Arc;
+
+/// What varies between calls of a graph.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StepArgs {
+    /// Tokens evaluated in this call.
+    pub n_tokens: u32,
+    /// Position of the first of them.
+    pub pos0: u32,
+}
+
+type ParamsFn = Box<dyn Fn(StepArgs) -> Vec<u8> + Send + Sync>;
+type GroupsFn = Box<dyn Fn(StepArgs) -> (u32, u32, u32) + Send + Sync>;
+
+struct ParamSlot {
+    buffer: wgpu::Buffer,
+    make: ParamsFn,
+    last: Option<Vec<u8>>,
+}
+
+struct Step {
+    kernel: Arc<Kernel>,
+    bind: wgpu::BindGroup,
+    groups: GroupsFn,
+}
+
+/// Dispatches in order, ready to be encoded into a compute pass.
+#[derive(Default)]
+pub struct Graph {
+    steps: Vec<Step>,
+    slots: Vec<ParamSlot>,
+    keys: Vec<String>,
+}
+
+/// Where a step's params come from.
+pub enum Params {
+    /// A slot shared by every step built with the same key (same function of the args).
+    Shared(String, ParamsFn),
+    /// Fixed bytes.
+    Fixed(Vec<u8>),
+}
+
+impl Graph {
+    /// Add a dispatch whose params are its last binding: `buffers` are bound to 0, 1, ….
+    pub fn push(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: &Arc<Kernel>,
+        buffers: &[&wgpu::Buffer],
+        params: Params,
+        groups: impl Fn(StepArgs) -> (u32, u32, u32) + Send + Sync + 'static,
+    ) {
+        self.push_around(ctx, kernel, buffers, params, &[], groups)
+    }
+
+    /// Add a dispatch binding `before`, then the params buffer, then `after`.
+    pub fn push_around(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: &Arc<Kernel>,
+        before: &[&wgpu::Buffer],
+        params: Params,
+        after: &[&wgpu::Buffer],
+        groups: impl Fn(StepArgs) -> (u32, u32, u32) + Send + Sync + 'static,
+    ) {
+        let slot = match params {
+            Params::Shared(key, make) => match self.keys.iter().position(|k| *k == key) {
+                Some(i) => i,
+                None => {
+                    self.keys.push(key);
+                    self.slots.push(ParamSlot { buffer: ctx.uniform_init("params", &[0; 64]), make, last: None });
+                    self.slots.len() - 1
+                }
+            },
+            Params::Fixed(bytes) => {
+                self.keys.push(String::new());
+                self.slots.push(ParamSlot {
+                    buffer: ctx.uniform_init("params", &bytes),
+                    make: Box::new(move |_| bytes.clone()),
+                    last: None,
+                });
+                self.slots.len() - 1
+            }
+        };
+        let mut all: Vec<&wgpu::Buffer> = before.to_vec();
+        all.push(&self.slots[slot].buffer);
+        all.extend_from_slice(after);
+        let bind = ctx.bind(kernel, &all);
+        self.steps.push(Step { kernel: Arc::clone(kernel), bind, groups: Box::new(groups) });
+    }
+
+    pub fn len(&self) -> usize {
+        self.steps.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// Write the params that changed (queued before the next submission).
+    pub fn write_params(&mut self, queue: &wgpu::Queue, args: StepArgs) {
+        for slot in &mut self.slots {
+            let bytes = (slot.make)(args);
+            if slot.last.as_ref() != Some(&bytes) {
+                let mut padded = bytes.clone();
+                padded.resize(bytes.len().div_ceil(16).max(1) * 16, 0);
+                queue.write_buffer(&slot.buffer, 0, &padded);
+                slot.last = Some(bytes);
+            }
+        }
+    }
+
+    /// Record every dispatch into `pass`; returns how many were recorded.
+    pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, args: StepArgs) -> usize {
+        let mut n = 0;
+        for step in &self.steps {
+            let g = (step.groups)(args);
+            if g.0 == 0 || g.1 == 0 || g.2 == 0 {
+                continue;
+            }
+            pass.set_pipeline(&step.kernel.pipeline);
+            pass.set_bind_group(0, &step.bind, &[]);
+            pass.dispatch_workgroups(g.0, g.1, g.2);
+            n += 1;
+        }
+        n
+    }
+}

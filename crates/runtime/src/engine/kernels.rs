@@ -1,0 +1,101 @@
+//! The engine's view of the kernel library: which specialised kernels a model needs,
+//! compiled once through the pipeline cache, and the byte layout of each kernel's
+//! parameters (the one place that knows them).
+
+use crate::gpu::kernel::u32_bytes;
+use crate::gpu::{GpuContext, Kernel, PipelineCache};
+use crate::quant::GgmlType;
+use crate::Error;
+use std::sync::Arc;
+use wisp_shaders::ops::OpsVariant;
+use wisp_shaders::quant::MatVariant;
+
+/// Little-endian bytes of a list of 4-byte fields.
+pub fn fields(values: &[Field]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|v| match *v {
+            Field::U(x) => x.to_le_bytes(),
+            Field::F(x) => x.to_le_bytes(),
+        })
+        .collect()
+}
+
+/// One 4-byte field of a params struct.
+#[derive(Clone, Copy)]
+pub enum Field {
+    U(u32),
+    F(f32),
+}
+
+/// Params of matvec / matmul (see `wisp_shaders::quant`).
+#[allow(clippy::too_many_arguments)]
+pub fn mat_params(rows: u64, cols: u64, n_tokens: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32, accumulate: bool) -> Vec<u8> {
+    u32_bytes(&[rows as u32, cols as u32, n_tokens, x_offset, x_stride, y_offset, y_stride, accumulate as u32])
+}
+
+/// Kernels keyed by what they are specialised on.
+pub struct Kernels {
+    cache: PipelineCache,
+    pub f16: bool,
+}
+
+impl Kernels {
+    pub fn new(f16: bool) -> Kernels {
+        Kernels { cache: PipelineCache::default(), f16 }
+    }
+
+    fn ops(&self) -> OpsVariant {
+        OpsVariant { f16: self.f16 }
+    }
+
+    fn mat(&self) -> MatVariant {
+        MatVariant { f16: self.f16 }
+    }
+
+    pub fn matvec(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
+        let src = wisp_shaders::quant::matvec(ty.name(), &self.mat())
+            .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
+        self.cache.get_or_compile(ctx, &format!("matvec_{ty}_{}", self.f16), || src)
+    }
+
+    pub fn matmul(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
+        let src = wisp_shaders::quant::matmul(ty.name(), &self.mat())
+            .ok_or_else(|| Error::Unsupported(format!("no GPU mat-mul kernel for {ty}")))?;
+        self.cache.get_or_compile(ctx, &format!("matmul_{ty}_{}", self.f16), || src)
+    }
+
+    pub fn get_rows(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
+        let src = wisp_shaders::quant::get_rows(ty.name())
+            .ok_or_else(|| Error::Unsupported(format!("no GPU embedding kernel for {ty}")))?;
+        self.cache.get_or_compile(ctx, &format!("get_rows_{ty}"), || src)
+    }
+
+    /// A kernel of the ops family by name.
+    pub fn op(&self, ctx: &GpuContext, name: &str) -> Result<Arc<Kernel>, Error> {
+        let v = self.ops();
+        let key = format!("{name}_{}", self.f16);
+        self.cache.get_or_compile(ctx, &key, || match name {
+            "rms_norm" => wisp_shaders::ops::rms_norm(&v),
+            "rms_norm_inplace" => wisp_shaders::ops::rms_norm_inplace(&v),
+            "rope" => wisp_shaders::ops::rope(&v),
+            "kv_store" => wisp_shaders::ops::kv_store(&v),
+            "attention" => wisp_shaders::ops::attention(&v),
+            "attention_combine" => wisp_shaders::ops::attention_combine(&v),
+            "argmax_reduce" => wisp_shaders::ops::argmax_reduce(&v),
+            "top_k_merge" => wisp_shaders::ops::top_k_merge(&v),
+            "glu_silu" => wisp_shaders::ops::glu(&v, "silu"),
+            "glu_gelu" => wisp_shaders::ops::glu(&v, "gelu"),
+            "add" => wisp_shaders::ops::add(&v),
+            "add_bias" => wisp_shaders::ops::add_bias(&v),
+            "argmax" => wisp_shaders::ops::argmax(&v),
+            "top_k" => wisp_shaders::ops::top_k(&v),
+            "softcap" => wisp_shaders::ops::softcap(&v),
+            other => panic!("unknown op kernel {other}"),
+        })
+    }
+
+    pub fn compiled(&self) -> usize {
+        self.cache.len()
+    }
+}

@@ -523,7 +523,8 @@ impl<'a> Reader<'a> {
             return GgufError::HeaderTooLarge { needed };
         }
         match self.file_len {
-            Some(file_len) if needed > file_len || file_len as usize <= self.bytes.len() => {
+            // Compare as u64: `file_len as usize` would wrap for files over 4 GiB on wasm32.
+            Some(file_len) if needed > file_len || file_len <= self.bytes.len() as u64 => {
                 GgufError::Truncated {
                     what: what.to_string(),
                     needed,

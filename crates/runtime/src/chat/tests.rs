@@ -1,0 +1,175 @@
+//! Unit tests: built-in formats, the HF globals, resource limits.
+
+use super::*;
+use std::time::{Duration, Instant};
+
+fn msgs(pairs: &[(&str, &str)]) -> Vec<ChatMessage> {
+    pairs
+        .iter()
+        .map(|(r, c)| ChatMessage::new(*r, *c))
+        .collect()
+}
+
+fn conversation() -> Vec<ChatMessage> {
+    msgs(&[
+        ("system", "Be brief. "),
+        ("user", "Hi"),
+        ("assistant", "Hello!"),
+        ("user", "Bye"),
+    ])
+}
+
+#[test]
+fn gemma_folds_system_into_first_user_turn() {
+    let t = ChatTemplate::builtin(Builtin::Gemma);
+    assert!(t.is_builtin());
+    let opts = RenderOptions {
+        bos_token: "<bos>".into(),
+        ..Default::default()
+    };
+    let out = t.render(&conversation(), &opts).unwrap();
+    assert_eq!(
+        out,
+        "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n\
+         <start_of_turn>model\nHello!<end_of_turn>\n\
+         <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n"
+    );
+    let opts = RenderOptions {
+        add_generation_prompt: false,
+        ..Default::default()
+    };
+    let out = t.render(&msgs(&[("user", " x ")]), &opts).unwrap();
+    assert_eq!(out, "<start_of_turn>user\nx<end_of_turn>\n");
+}
+
+#[test]
+fn chatml_and_llama3() {
+    let out = ChatTemplate::builtin(Builtin::ChatMl)
+        .render(&conversation(), &RenderOptions::default())
+        .unwrap();
+    assert_eq!(
+        out,
+        "<|im_start|>system\nBe brief. <|im_end|>\n<|im_start|>user\nHi<|im_end|>\n\
+         <|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nBye<|im_end|>\n\
+         <|im_start|>assistant\n"
+    );
+    let opts = RenderOptions {
+        bos_token: "<|begin_of_text|>".into(),
+        ..Default::default()
+    };
+    let out = ChatTemplate::builtin(Builtin::Llama3)
+        .render(&conversation()[..2], &opts)
+        .unwrap();
+    assert_eq!(
+        out,
+        "<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>\
+         <|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>\
+         <|start_header_id|>assistant<|end_header_id|>\n\n"
+    );
+    assert_eq!(strip_bos(&out, "<|begin_of_text|>").len(), out.len() - 17);
+}
+
+#[test]
+fn raise_exception_carries_the_message() {
+    let t = ChatTemplate::new(
+        "{% macro check(m) %}{% if m.role == 'tool' %}{{ raise_exception('No tools: ' ~ m.role) }}{% endif %}{% endmacro %}\
+         {% for m in messages %}{{ check(m) }}{{ m.content }}{% endfor %}",
+    )
+    .unwrap();
+    let err = t
+        .render(
+            &msgs(&[("user", "a"), ("tool", "b")]),
+            &RenderOptions::default(),
+        )
+        .unwrap_err();
+    assert_eq!(err, Error::Template("No tools: tool".into()));
+    assert_eq!(
+        t.render(&msgs(&[("user", "a")]), &RenderOptions::default())
+            .unwrap(),
+        "a"
+    );
+}
+
+#[test]
+fn syntax_errors_are_template_errors() {
+    assert!(matches!(
+        ChatTemplate::new("{% for x in %}"),
+        Err(Error::Template(_))
+    ));
+    assert!(matches!(
+        ChatTemplate::new("{{ messages[0].content.nope() }}")
+            .unwrap()
+            .render(&msgs(&[("user", "a")]), &RenderOptions::default()),
+        Err(Error::Template(_))
+    ));
+}
+
+#[test]
+fn python_flavoured_rendering() {
+    let t = ChatTemplate::new(
+        "{{ none }} {{ true }} {{ [1, 'a'] }} {{ {'k': none} }} {{ 1e16 }}|\
+         {{ tools | tojson }}|{{ tools[0] | tojson(indent=2) }}|{{ ' x '.strip() }}|\
+         {{ 'a,b'.split(',') }}|{{ strftime_now('%d %b %Y') }}|{{ enable_thinking }}\
+         {% generation %}|g{% endgeneration %}",
+    )
+    .unwrap();
+    let opts = RenderOptions {
+        tools: Some(serde_json::json!([{"z": 1, "a": "é"}])),
+        now: Some(DateTime::from_unix(1_741_944_413)),
+        extra_context: Some(serde_json::json!({"enable_thinking": false})),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.render(&[], &opts).unwrap(),
+        "None True [1, 'a'] {'k': None} 1e+16|[{\"z\": 1, \"a\": \"é\"}]|\
+         {\n  \"z\": 1,\n  \"a\": \"é\"\n}|x|['a', 'b']|14 Mar 2025|False|g"
+    );
+}
+
+#[test]
+fn runaway_loops_run_out_of_fuel_quickly() {
+    let t = ChatTemplate::new(
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% set x = i * j %}{% endfor %}{% endfor %}",
+    )
+    .unwrap();
+    let start = Instant::now();
+    let err = t.render(&[], &RenderOptions::default()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("budget"), "{err}");
+}
+
+#[test]
+fn recursion_is_bounded() {
+    let t = ChatTemplate::new("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}").unwrap();
+    assert!(matches!(
+        t.render(&[], &RenderOptions::default()),
+        Err(Error::Template(_))
+    ));
+}
+
+#[test]
+fn huge_output_is_cut_off() {
+    // 10^5 * 10^5 bytes = 10 GB if nothing stopped it.
+    let t =
+        ChatTemplate::new("{% for i in range(100000) %}{{ 'x' * 100000 }}{% endfor %}").unwrap();
+    let start = Instant::now();
+    let err = t.render(&[], &RenderOptions::default()).unwrap_err();
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(err.to_string().contains("output exceeds"), "{err}");
+
+    let small = ChatTemplate::new("{{ 'x' * 100 }}")
+        .unwrap()
+        .with_limits(Limits {
+            fuel: 1000,
+            max_output_bytes: 99,
+        });
+    assert!(small.render(&[], &RenderOptions::default()).is_err());
+}

@@ -8,7 +8,7 @@
 //! templates with minijinja configured to match: Python string/dict/list methods come
 //! from minijinja-contrib's `pycompat`, values print as Python prints them (`None`,
 //! `True`, `['a']`; see [`python`]), and `{% generation %}` (HF's assistant-mask tag) is
-//! accepted. `tests/tests/chat_templates.rs` checks ~70 real templates against jinja2.
+//! accepted, and iterating `None` fails as in Python ([`rewrite`]). `tests/tests/chat_templates.rs` checks ~70 real templates against jinja2.
 //!
 //! Templates are untrusted input (they come with downloaded model files), so rendering
 //! runs on a fuel budget and an output cap ([`Limits`]): a template that loops forever
@@ -20,12 +20,13 @@
 mod builtin;
 mod clock;
 mod python;
+mod rewrite;
 
 use std::collections::BTreeMap;
 use std::io;
 
-use minijinja::value::{Kwargs, Rest, Value};
-use minijinja::{AutoEscape, Environment, ErrorKind};
+use minijinja::value::{Kwargs, Rest, Value, ValueKind};
+use minijinja::{AutoEscape, Environment, ErrorKind, State};
 
 use crate::gguf::GgufHeader;
 use crate::Error;
@@ -96,12 +97,13 @@ pub struct Limits {
 }
 
 impl Default for Limits {
-    /// 20 M instructions (the largest real templates use a few thousand per message,
-    /// and minijinja runs tens of millions per second) and 16 MiB of text (far beyond
-    /// any context window).
+    /// 2 M instructions and 16 MiB of text. The ~70 real templates in the tests need
+    /// 100–400 fuel per message and up to ~1 600 for a 4-turn chat with a tool, so 2 M
+    /// covers thousands of turns, while minijinja burns through it in well under a
+    /// second on a loaded phone-class core. 16 MiB is far beyond any context window.
     fn default() -> Limits {
         Limits {
-            fuel: 20_000_000,
+            fuel: 2_000_000,
             max_output_bytes: 16 << 20,
         }
     }
@@ -189,7 +191,7 @@ impl ChatTemplate {
         let mut env = Environment::new();
         configure(&mut env);
         env.set_fuel(Some(limits.fuel));
-        env.add_template_owned(TEMPLATE_NAME, rewrite_generation_tags(source))
+        env.add_template_owned(TEMPLATE_NAME, rewrite::rewrite(source))
             .map_err(|e| Error::Template(format!("invalid template: {e}")))?;
         Ok(ChatTemplate {
             source: source.to_string(),
@@ -278,6 +280,55 @@ fn configure(env: &mut Environment<'static>) {
         s
     });
     env.add_filter("tojson", tojson);
+    env.add_function(rewrite::ITER_FN, strict_iter);
+    // jinja2's map/select/reject/selectattr/rejectattr return generators: iterable
+    // once, no length, not JSON serializable. minijinja returns lists; wrapping them
+    // as plain iterables makes `|tojson`/`|length` fail where Python fails.
+    use minijinja::filters;
+    env.add_filter("map", generator_filter(Value::from_function(filters::map)));
+    env.add_filter(
+        "select",
+        generator_filter(Value::from_function(filters::select)),
+    );
+    env.add_filter(
+        "reject",
+        generator_filter(Value::from_function(filters::reject)),
+    );
+    env.add_filter(
+        "selectattr",
+        generator_filter(Value::from_function(filters::selectattr)),
+    );
+    env.add_filter(
+        "rejectattr",
+        generator_filter(Value::from_function(filters::rejectattr)),
+    );
+    // Python's truth for type tests: `None is iterable` is false (iterating it is a
+    // TypeError), dicts and strings are sequences (they have len and []), bools are
+    // numbers.
+    env.add_test("iterable", |v: &Value| {
+        matches!(
+            v.kind(),
+            ValueKind::String
+                | ValueKind::Seq
+                | ValueKind::Map
+                | ValueKind::Iterable
+                | ValueKind::Undefined
+                | ValueKind::Bytes
+        )
+    });
+    env.add_test("sequence", |v: &Value| {
+        matches!(
+            v.kind(),
+            ValueKind::String
+                | ValueKind::Seq
+                | ValueKind::Map
+                | ValueKind::Undefined
+                | ValueKind::Bytes
+        )
+    });
+    env.add_test("number", |v: &Value| {
+        matches!(v.kind(), ValueKind::Number | ValueKind::Bool)
+    });
     env.add_function(
         "raise_exception",
         |message: Option<Value>| -> Result<Value, minijinja::Error> {
@@ -291,6 +342,38 @@ fn configure(env: &mut Environment<'static>) {
             )
         },
     );
+}
+
+/// What every `for` loop iterates (see [`rewrite`]): the value itself, but `None` and
+/// numbers fail as they do in Python.
+fn strict_iter(args: Rest<Value>) -> Result<Value, minijinja::Error> {
+    match args.as_slice() {
+        [v] => {
+            let what = match v.kind() {
+                ValueKind::None => "NoneType",
+                ValueKind::Bool => "bool",
+                ValueKind::Number if v.is_integer() => "int",
+                ValueKind::Number => "float",
+                _ => return Ok(v.clone()),
+            };
+            Err(minijinja::Error::new(
+                ErrorKind::InvalidOperation,
+                format!("'{what}' object is not iterable"),
+            ))
+        }
+        // `for x in a, b`: a tuple.
+        many => Ok(Value::from(many.to_vec())),
+    }
+}
+
+/// A filter that runs `inner` and hands its result out as a generator-like iterable.
+fn generator_filter(
+    inner: Value,
+) -> impl Fn(&mut State, Rest<Value>) -> Result<Value, minijinja::Error> + Send + Sync + 'static {
+    move |state, args| {
+        let items: Vec<Value> = inner.call(state, &args)?.try_iter()?.collect();
+        Ok(Value::make_iterable(move || items.clone().into_iter()))
+    }
 }
 
 /// HF's `tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False)`.
@@ -342,21 +425,6 @@ fn tojson(value: &Value, args: Rest<Value>, kwargs: Kwargs) -> Result<Value, min
         }
     }
     python::dumps(value, &opts).map(Value::from)
-}
-
-/// Rewrite HF's `{% generation %}…{% endgeneration %}` (which only marks assistant
-/// text for training masks) into an always-true `if`, keeping the tags' whitespace
-/// control so trimming stays the same.
-fn rewrite_generation_tags(source: &str) -> String {
-    if !source.contains("generation") {
-        return source.to_string();
-    }
-    let end =
-        fancy_regex::Regex::new(r"\{%([-+]?)\s*endgeneration\s*([-+]?)%\}").expect("valid regex");
-    let start =
-        fancy_regex::Regex::new(r"\{%([-+]?)\s*generation\s*([-+]?)%\}").expect("valid regex");
-    let s = end.replace_all(source, "{%${1} endif ${2}%}");
-    start.replace_all(&s, "{%${1} if true ${2}%}").into_owned()
 }
 
 /// The template's variables, as transformers passes them.

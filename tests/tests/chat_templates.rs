@@ -189,3 +189,37 @@ fn gemma3_without_template_gets_builtin_gemma_turns() {
         "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
     );
 }
+
+/// Templates are untrusted input: every prefix-cut of every real template either fails
+/// to compile or renders/fails with an error, never a panic.
+#[test]
+fn truncated_templates_fail_cleanly() {
+    let dir = wisp_e2e::llama_cpp_dir().join("templates");
+    let messages = [
+        ChatMessage::new("system", "s"),
+        ChatMessage::new("user", "u"),
+    ];
+    let opts = RenderOptions {
+        tools: Some(serde_json::json!([{"type": "function", "function": {"name": "f"}}])),
+        ..Default::default()
+    };
+    let mut cuts = 0;
+    for entry in std::fs::read_dir(&dir).expect("templates dir") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("jinja") {
+            continue;
+        }
+        let src = std::fs::read_to_string(&path).expect("read");
+        for k in 1..16 {
+            let mut cut = src.len() * k / 16;
+            while !src.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            if let Ok(t) = ChatTemplate::new(&src[..cut]) {
+                let _ = t.render(&messages, &opts);
+            }
+            cuts += 1;
+        }
+    }
+    assert!(cuts > 500, "{cuts}");
+}

@@ -173,3 +173,32 @@ fn huge_output_is_cut_off() {
         });
     assert!(small.render(&[], &RenderOptions::default()).is_err());
 }
+
+#[test]
+fn extra_context_must_be_an_object() {
+    let t = ChatTemplate::builtin(Builtin::ChatMl);
+    let opts = RenderOptions {
+        extra_context: Some(serde_json::json!([1])),
+        ..Default::default()
+    };
+    assert!(matches!(
+        t.render(&[], &opts),
+        Err(Error::InvalidRequest(_))
+    ));
+}
+
+#[test]
+fn iterating_none_fails_like_python() {
+    let t = ChatTemplate::new("{% for t in tools %}{{ t }}{% endfor %}ok").unwrap();
+    let err = t.render(&[], &RenderOptions::default()).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("'NoneType' object is not iterable"),
+        "{err}"
+    );
+    let opts = RenderOptions {
+        tools: Some(serde_json::json!(["a"])),
+        ..Default::default()
+    };
+    assert_eq!(t.render(&[], &opts).unwrap(), "aok");
+}

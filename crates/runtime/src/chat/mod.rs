@@ -5,17 +5,27 @@
 //! `ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)` plus the
 //! `loopcontrols` extension, a `tojson` filter that is `json.dumps(ensure_ascii=False)`,
 //! and the globals `raise_exception(msg)` and `strftime_now(fmt)`. Wisp renders the same
-//! templates with minijinja configured to match: Python string/dict/list methods come
-//! from minijinja-contrib's `pycompat`, values print as Python prints them (`None`,
-//! `True`, `['a']`; see [`python`]), and `{% generation %}` (HF's assistant-mask tag) is
-//! accepted, and iterating `None` fails as in Python ([`rewrite`]). `tests/tests/chat_templates.rs` checks ~70 real templates against jinja2.
+//! templates with minijinja configured to match:
+//!
+//! * Python string/dict/list methods (`.strip()`, `.items()`, …) from
+//!   minijinja-contrib's `pycompat`;
+//! * values print as Python's `str()` (`None`, `True`, `['a']`, `1e+16`) and `tojson`
+//!   is Python's `json.dumps`, key order kept (module `python`);
+//! * `map`/`select`/`reject`/`selectattr`/`rejectattr` give generator-like iterables and
+//!   the `iterable`/`sequence`/`number` tests use Python's notion of those types;
+//! * iterating `None` is an error and HF's `{% generation %}` tag is accepted (source
+//!   rewrites, module `rewrite`).
+//!
+//! `tests/tests/chat_templates.rs` renders ~70 real templates against jinja2 output.
+//! Known difference left: jinja2's `Markup + str` HTML-escapes the `str` (`"a"|safe +
+//! x`); minijinja has no hook on `+`, so Wisp leaves `x` unescaped.
 //!
 //! Templates are untrusted input (they come with downloaded model files), so rendering
 //! runs on a fuel budget and an output cap ([`Limits`]): a template that loops forever
 //! or prints gigabytes fails with [`Error::Template`] in well under a second.
 //!
 //! GGUFs without a template get a built-in format chosen by architecture
-//! ([`ChatTemplate::from_gguf`], [`builtin`]).
+//! ([`ChatTemplate::from_gguf`], [`Builtin`]).
 
 mod builtin;
 mod clock;

@@ -202,3 +202,13 @@ fn iterating_none_fails_like_python() {
     };
     assert_eq!(t.render(&[], &opts).unwrap(), "aok");
 }
+
+#[test]
+fn concatenation_and_join_print_python_values() {
+    let t =
+        ChatTemplate::new("{{ none ~ 'a' }}|{{ [none, true]|join(',') }}|{{ 'a' ~ 1.0 }}").unwrap();
+    assert_eq!(
+        t.render(&[], &RenderOptions::default()).unwrap(),
+        "Nonea|None,True|a1.0"
+    );
+}

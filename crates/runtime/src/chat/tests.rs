@@ -1,6 +1,7 @@
 //! Unit tests: built-in formats, the HF globals, resource limits.
 
 use super::*;
+use crate::gguf::GgufHeader;
 use std::time::{Duration, Instant};
 
 fn msgs(pairs: &[(&str, &str)]) -> Vec<ChatMessage> {
@@ -210,5 +211,63 @@ fn concatenation_and_join_print_python_values() {
     assert_eq!(
         t.render(&[], &RenderOptions::default()).unwrap(),
         "Nonea|None,True|a1.0"
+    );
+}
+
+/// A header-only GGUF with string metadata (`tokens` as `tokenizer.ggml.tokens`).
+fn gguf_header(kv: &[(&str, &str)], tokens: &[&str]) -> GgufHeader {
+    fn put_str(b: &mut Vec<u8>, s: &str) {
+        b.extend_from_slice(&(s.len() as u64).to_le_bytes());
+        b.extend_from_slice(s.as_bytes());
+    }
+    let mut b = b"GGUF".to_vec();
+    b.extend_from_slice(&3u32.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    b.extend_from_slice(&(kv.len() as u64 + 1).to_le_bytes());
+    for (k, v) in kv {
+        put_str(&mut b, k);
+        b.extend_from_slice(&8u32.to_le_bytes());
+        put_str(&mut b, v);
+    }
+    put_str(&mut b, "tokenizer.ggml.tokens");
+    b.extend_from_slice(&9u32.to_le_bytes());
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&(tokens.len() as u64).to_le_bytes());
+    for t in tokens {
+        put_str(&mut b, t);
+    }
+    b.resize(b.len().next_multiple_of(32), 0);
+    GgufHeader::parse(&b, Some(b.len() as u64)).expect("valid GGUF")
+}
+
+#[test]
+fn fallback_follows_the_architecture() {
+    let pick = |arch: &str, tokens: &[&str]| {
+        let t = ChatTemplate::from_gguf(&gguf_header(&[("general.architecture", arch)], tokens))
+            .unwrap();
+        assert!(t.is_builtin());
+        t.source().to_string()
+    };
+    let toks = ["<s>", "<|start_header_id|>", "<|end_header_id|>"];
+    assert_eq!(pick("gemma3", &[]), Builtin::Gemma.source());
+    assert_eq!(pick("gemma2", &[]), Builtin::Gemma.source());
+    assert_eq!(pick("qwen2", &toks), Builtin::ChatMl.source());
+    assert_eq!(pick("llama", &toks), Builtin::Llama3.source());
+    assert_eq!(pick("llama", &["<s>"]), Builtin::ChatMl.source());
+    assert_eq!(pick("phi3", &[]), Builtin::ChatMl.source());
+
+    let own = gguf_header(
+        &[
+            ("general.architecture", "gemma3"),
+            ("tokenizer.chat_template", "{{ messages[0].content }}"),
+        ],
+        &[],
+    );
+    let t = ChatTemplate::from_gguf(&own).unwrap();
+    assert!(!t.is_builtin());
+    assert_eq!(
+        t.render(&msgs(&[("user", "hi")]), &RenderOptions::default())
+            .unwrap(),
+        "hi"
     );
 }

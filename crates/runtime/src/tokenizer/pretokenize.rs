@@ -204,9 +204,11 @@ fn collapse_regex(expr: &str) -> Result<String, String> {
                     i += n.len();
                     continue;
                 }
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "regex {expr:?} uses a unicode class llama.cpp's regex fallback cannot express"
-                )),
+                ))
+                }
             }
         }
         out.push(c as char);

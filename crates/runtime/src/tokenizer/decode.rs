@@ -153,14 +153,12 @@ fn clean_up_spaces(t: &mut Vec<u8>) {
     for i in 1..n {
         let x = t[i];
         if t[i - 1] == b' ' && x == b'\'' && i + 1 < n {
+            // " 's", " 'm", " 're", " 've" lose the space; " 't", " 'd", " 'll" keep it.
             let x1 = t[i + 1];
-            if matches!(x1, b's' | b'm') {
+            if matches!(x1, b's' | b'm')
+                || (matches!(x1, b'r' | b'v') && i + 2 < n && t[i + 2] == b'e')
+            {
                 total -= 1;
-            } else if !matches!(x1, b't' | b'd') && i + 2 < n {
-                let x2 = t[i + 2];
-                if (x1 == b'r' && x2 == b'e') || (x1 == b'v' && x2 == b'e') {
-                    total -= 1;
-                }
             }
         }
         t[total] = x;

@@ -2,13 +2,13 @@
 //! (`gpt2`, plus Gemma 4's `gemma4` BPE), bit-exact with llama.cpp.
 //!
 //! llama.cpp is the reference, quirks included: its special-token partition, its
-//! pre-tokenizer regex semantics ([`pretokenize`]), SentencePiece's space prefix after
+//! pre-tokenizer regex semantics (`pretokenize`), SentencePiece's space prefix after
 //! every special token, its detokenizer's space clean-up. Where it is odd the module that
 //! follows it says so.
 //!
-//! Submodules, one concern each: [`vocab`] (metadata → vocabulary, special ids, EOG),
-//! [`spm`] and [`bpe`] (the two merge algorithms), [`pretokenize`] (BPE word splitting),
-//! [`decode`] (pieces, detokenization, streaming).
+//! Submodules, one concern each: `vocab` (metadata → vocabulary, special ids, EOG),
+//! `spm` and `bpe` (the two merge algorithms), `pretokenize` (BPE word splitting),
+//! `decode` (pieces, detokenization, streaming).
 
 mod bpe;
 mod decode;
@@ -504,13 +504,16 @@ enum Frag {
 /// all, found in one pass with a byte trie.
 #[derive(Debug)]
 struct SpecialMatcher {
-    /// Trie nodes: (children sorted by byte, special-list position ending here).
-    nodes: Vec<(Vec<(u8, u32)>, Option<u32>)>,
+    nodes: Vec<TrieNode>,
 }
+
+/// A byte-trie node: children sorted by byte, and the special-list position of the
+/// token that ends here.
+type TrieNode = (Vec<(u8, u32)>, Option<u32>);
 
 impl SpecialMatcher {
     fn new(vocab: &Vocab) -> SpecialMatcher {
-        let mut nodes: Vec<(Vec<(u8, u32)>, Option<u32>)> = vec![(Vec::new(), None)];
+        let mut nodes: Vec<TrieNode> = vec![(Vec::new(), None)];
         for (pos, &id) in vocab.specials.iter().enumerate() {
             let mut node = 0usize;
             for &b in vocab.texts[id as usize].as_bytes() {

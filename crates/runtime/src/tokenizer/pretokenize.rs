@@ -204,9 +204,11 @@ fn collapse_regex(expr: &str) -> Result<String, String> {
                     i += n.len();
                     continue;
                 }
-                None => return Err(format!(
+                None => {
+                    return Err(format!(
                     "regex {expr:?} uses a unicode class llama.cpp's regex fallback cannot express"
-                )),
+                ))
+                }
             }
         }
         out.push(c as char);
@@ -255,11 +257,10 @@ impl PreTokenizer {
 
     /// Split `text` into words (char ranges into `cps`).
     pub(crate) fn split(&self, cps: &[char]) -> Vec<Range<usize>> {
-        let mut chunks = if cps.is_empty() {
-            Vec::new()
-        } else {
-            vec![0..cps.len()]
-        };
+        let mut chunks: Vec<Range<usize>> = Vec::new();
+        if !cps.is_empty() {
+            chunks.push(0..cps.len());
+        }
         for step in &self.steps {
             let mut next = Vec::with_capacity(chunks.len() * 2);
             for chunk in chunks {

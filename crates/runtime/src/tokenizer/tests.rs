@@ -292,3 +292,9 @@ fn every_supported_pre_tokenizer_builds() {
         PreTokenizer::new(spec.steps).unwrap_or_else(|e| panic!("{:?}: {e}", spec.names));
     }
 }
+
+#[test]
+fn tokenizer_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Tokenizer>();
+}

@@ -123,7 +123,7 @@ impl GgmlType {
     /// number of blocks or the size overflows.
     pub fn bytes_for(self, n_elements: u64) -> Option<u64> {
         let info = self.info();
-        if n_elements % info.block_size != 0 {
+        if !n_elements.is_multiple_of(info.block_size) {
             return None;
         }
         (n_elements / info.block_size).checked_mul(info.type_size)

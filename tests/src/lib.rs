@@ -69,3 +69,5 @@ pub fn llama_cpp_dir() -> PathBuf {
 pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("tests/fixtures")
 }
+
+pub mod logits;

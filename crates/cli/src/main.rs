@@ -1,1 +1,191 @@
-fn main() {}
+//! `wisp`: the command line of the Wisp runtime. The contract (commands, flags, JSON
+//! shapes) is `shared/CLI.md`; errors are one line on stderr and a non-zero exit.
+
+mod commands;
+mod load;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "wisp",
+    version,
+    about = "Run small quantized language models (GGUF) locally"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Device {
+    Gpu,
+    Cpu,
+}
+
+/// Flags shared by every command that loads a model.
+#[derive(Args, Clone, Debug)]
+pub struct ModelArgs {
+    /// Path of the .gguf file.
+    pub model: std::path::PathBuf,
+    /// `gpu` (wgpu) or `cpu` (the plain-Rust oracle).
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: Device,
+    /// Request exactly the WebGPU spec default limits instead of the adapter's.
+    #[arg(long)]
+    pub webgpu_default_limits: bool,
+    /// Behave as if the adapter lacked `shader-f16`.
+    #[arg(long)]
+    pub no_f16: bool,
+    /// Context length to allocate the KV cache for (default: min(model's, 4096)).
+    #[arg(long)]
+    pub ctx_size: Option<usize>,
+    /// Refuse the model file unless its sha256 matches.
+    #[arg(long, value_name = "HEX")]
+    pub sha256: Option<String>,
+    /// Refuse to load when the memory plan exceeds this many bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub gpu_memory_budget: Option<u64>,
+}
+
+/// Sampling and stopping flags of `run`.
+#[derive(Args, Clone, Debug)]
+pub struct SamplingArgs {
+    /// Stop after this many tokens.
+    #[arg(long, short = 'n')]
+    pub max_tokens: Option<usize>,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// 0 disables.
+    #[arg(long, default_value_t = 40)]
+    pub top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    pub top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    pub min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    pub repeat_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub presence_penalty: f32,
+    #[arg(long, default_value_t = 0.0)]
+    pub frequency_penalty: f32,
+    /// RNG seed (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Stop when this text is generated (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Metadata, tensors, types and the memory plan.
+    Inspect {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The token ids a raw prompt is fed as.
+    Tokenize {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        text: String,
+        #[arg(long)]
+        json: bool,
+        /// Do not add BOS even where the model asks for it.
+        #[arg(long)]
+        no_bos: bool,
+        /// Treat control-token text in the input as control tokens.
+        #[arg(long)]
+        special: bool,
+    },
+    /// Raw completion of a prompt (no chat template), streamed to stdout.
+    Run {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, short)]
+        prompt: String,
+        /// Treat control-token text in the prompt as control tokens.
+        #[arg(long)]
+        special: bool,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Interactive chat with the model's template (one message per line when piped).
+    Chat {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        sampling: SamplingArgs,
+    },
+    /// Teacher-forced logits for every position.
+    Score {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[arg(long, conflicts_with = "tokens", required_unless_present = "tokens")]
+        text: Option<String>,
+        /// Comma-separated token ids, used as given.
+        #[arg(long, value_delimiter = ',')]
+        tokens: Option<Vec<u32>>,
+        #[arg(long)]
+        special: bool,
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with success; usage errors are one message.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect { model, json } => commands::inspect(&model, json),
+        Command::Tokenize {
+            model,
+            text,
+            json,
+            no_bos,
+            special,
+        } => commands::tokenize(&model, &text, json, no_bos, special),
+        Command::Run {
+            model,
+            prompt,
+            special,
+            sampling,
+        } => commands::run(&model, &prompt, special, &sampling),
+        Command::Chat {
+            model,
+            system,
+            sampling,
+        } => commands::chat(&model, system.as_deref(), &sampling),
+        Command::Score {
+            model,
+            text,
+            tokens,
+            special,
+            top,
+            json,
+        } => commands::score(&model, text.as_deref(), tokens, special, top, json),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("wisp: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -413,7 +413,7 @@ impl GgufHeader {
                     t.name, t.dims
                 )));
             }
-            if !t.dims[0].is_multiple_of(t.ggml_type.block_size()) {
+            if t.dims[0] % t.ggml_type.block_size() != 0 {
                 return Err(GgufError::Corrupt(format!(
                     "tensor {:?} row length {} is not a multiple of the {} block size {}",
                     t.name,
@@ -425,7 +425,7 @@ impl GgufHeader {
             let n_bytes = t.ggml_type.bytes_for(n_elements).ok_or_else(|| {
                 GgufError::Corrupt(format!("tensor {:?} byte size overflows", t.name))
             })?;
-            if !t.rel_offset.is_multiple_of(alignment) {
+            if t.rel_offset % alignment != 0 {
                 return Err(GgufError::Corrupt(format!(
                     "tensor {:?} offset {} is not a multiple of the alignment {alignment}",
                     t.name, t.rel_offset
@@ -523,7 +523,8 @@ impl<'a> Reader<'a> {
             return GgufError::HeaderTooLarge { needed };
         }
         match self.file_len {
-            Some(file_len) if needed > file_len || file_len as usize <= self.bytes.len() => {
+            // Compare as u64: `file_len as usize` would wrap for files over 4 GiB on wasm32.
+            Some(file_len) if needed > file_len || file_len <= self.bytes.len() as u64 => {
                 GgufError::Truncated {
                     what: what.to_string(),
                     needed,

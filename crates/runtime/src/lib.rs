@@ -7,6 +7,7 @@
 
 pub mod chat;
 pub mod error;
+pub mod generate;
 pub mod gguf;
 pub mod gpu;
 pub mod model;

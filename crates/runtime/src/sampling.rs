@@ -191,15 +191,49 @@ impl Sampler {
 
     /// Choose the next token from `logits`, given the tokens so far.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
-        let p = self.params.clone();
         let mut logits = logits.to_vec();
         self.apply_penalties(&mut logits, history);
-        if p.is_greedy() {
+        if self.params.is_greedy() {
             return argmax(&logits);
         }
         // Candidates sorted descending; top-k bounds the work on big vocabularies.
-        let k = if p.top_k == 0 { logits.len() } else { p.top_k };
-        let mut cand = top_k(&logits, k);
+        let k = if self.params.top_k == 0 {
+            logits.len()
+        } else {
+            self.params.top_k
+        };
+        self.draw(top_k(&logits, k))
+    }
+
+    /// Choose the next token from the largest logits only (id, logit), as read back from
+    /// a GPU top-k. Exact whenever the penalties only lower logits and the list holds at
+    /// least `top_k` candidates beyond the penalised ones.
+    pub fn sample_candidates(&mut self, mut cand: Vec<(u32, f32)>, history: &[u32]) -> u32 {
+        // Penalties index logits by token id: run them over the candidates' positions.
+        let window = &history[history.len().saturating_sub(self.params.repeat_last_n)..];
+        let local: Vec<u32> = window
+            .iter()
+            .filter_map(|t| cand.iter().position(|c| c.0 == *t).map(|i| i as u32))
+            .collect();
+        let mut logits: Vec<f32> = cand.iter().map(|c| c.1).collect();
+        self.apply_penalties(&mut logits, &local);
+        for (c, l) in cand.iter_mut().zip(&logits) {
+            c.1 = *l;
+        }
+        let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+        cand.sort_by(order);
+        if self.params.is_greedy() {
+            return cand[0].0;
+        }
+        if self.params.top_k > 0 {
+            cand.truncate(self.params.top_k);
+        }
+        self.draw(cand)
+    }
+
+    /// Top-p, min-p, temperature and the draw over candidates sorted descending.
+    fn draw(&mut self, mut cand: Vec<(u32, f32)>) -> u32 {
+        let p = self.params.clone();
         if p.top_p < 1.0 {
             let probs = softmax_of(&cand, 1.0);
             let mut cum = 0.0;
@@ -325,7 +359,7 @@ mod tests {
         let mut l = logits();
         s.apply_penalties(&mut l, &[1, 1, 3]);
         assert_eq!(l[1], 3.0 / 2.0 - 2.0 * 0.25 - 0.5);
-        assert_eq!(l[3], -1.0 * 2.0 - 0.25 - 0.5);
+        assert_eq!(l[3], -2.0 - 0.25 - 0.5); // -1 × 2, then the penalties
         assert_eq!(l[0], 1.0);
     }
 

@@ -10,7 +10,7 @@ use super::config::{Arch, ModelConfig};
 use super::math::{dot, gelu_tanh, rms_norm, rope, silu, softcap, softmax};
 use super::weights::ModelTensors;
 use super::Logits;
-//use crate::generate::Forward;
+use crate::generate::Forward;
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::quant::dequantize;
 use crate::Error;
@@ -374,7 +374,6 @@ fn add_bias(x: &mut [f32], bias: &Option<Vec<f32>>) {
     }
 }
 
-#[cfg(any())]
 impl Forward for CpuSession {
     fn n_ctx(&self) -> usize {
         self.n_ctx

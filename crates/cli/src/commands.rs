@@ -1,0 +1,314 @@
+//! The commands of `wisp`, each a thin driver over the runtime library.
+
+use crate::load::{self, Loaded};
+use crate::{ModelArgs, SamplingArgs};
+use serde_json::{json, Map, Value as Json};
+use std::io::{BufRead, IsTerminal, Write};
+use wisp::chat::{ChatMessage, ChatTemplate, RenderOptions};
+use wisp::generate::{generate, GenerateOptions};
+use wisp::gguf::{Array, Value};
+use wisp::model::{Logits, ModelConfig};
+use wisp::sampling::{top_k, Sampler, SamplingParams};
+
+fn metadata_json(v: &Value) -> Json {
+    match v {
+        Value::String(s) if s.len() > 2000 => json!(format!(
+            "{}… ({} bytes)",
+            &s[..s.floor_char_boundary(200)],
+            s.len()
+        )),
+        Value::String(s) => json!(s),
+        Value::Bool(b) => json!(b),
+        Value::F32(x) => json!(x),
+        Value::F64(x) => json!(x),
+        Value::Array(a) if a.len() <= 16 => match a {
+            Array::String(v) => json!(v),
+            Array::F32(v) => json!(v),
+            Array::Bool(v) => json!(v),
+            other => other
+                .to_i64_vec()
+                .map(|v| json!(v))
+                .unwrap_or_else(|| json!(format!("[{} × array]", other.len()))),
+        },
+        Value::Array(a) => json!(format!("[{} × {}]", a.len(), a.type_name())),
+        other => json!(other.as_int().map(|x| x as i64)),
+    }
+}
+
+pub fn inspect(args: &ModelArgs, as_json: bool) -> Result<(), String> {
+    let file = load::open_file(args)?;
+    let h = &file.header;
+    let mut meta = Map::new();
+    for (k, v) in &h.metadata {
+        meta.insert(k.clone(), metadata_json(v));
+    }
+    let mut by_type: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
+    let tensors: Vec<Json> = h
+        .tensors
+        .iter()
+        .map(|t| {
+            let e = by_type.entry(t.ggml_type.name().to_string()).or_default();
+            e.0 += 1;
+            e.1 += t.n_bytes;
+            json!({"name": t.name, "type": t.ggml_type.name(), "dims": t.dims, "offset": t.offset, "bytes": t.n_bytes})
+        })
+        .collect();
+    let weight_bytes: u64 = h.tensors.iter().map(|t| t.n_bytes).sum();
+    let config = ModelConfig::from_gguf(h);
+    let (arch_json, plan_json) = match &config {
+        Ok(c) => {
+            let n_ctx = args.ctx_size.unwrap_or(c.n_ctx_train.min(4096));
+            let kv = n_ctx as u64 * c.n_layer as u64 * (c.k_dim() + c.v_dim()) as u64 * 4;
+            (
+                json!({
+                    "arch": c.arch.name(), "n_embd": c.n_embd, "n_layer": c.n_layer, "n_head": c.n_head,
+                    "n_head_kv": c.n_head_kv, "head_dim_k": c.head_dim_k, "head_dim_v": c.head_dim_v,
+                    "n_ff": c.n_ff, "n_vocab": c.n_vocab, "n_ctx_train": c.n_ctx_train,
+                    "rope_base": c.rope_base, "rope_base_swa": c.rope_base_swa, "sliding_window": c.sliding_window,
+                }),
+                json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes, "kv_cache_bytes": kv,
+                       "kv_cache_type": "f32", "total_bytes": weight_bytes + kv}),
+            )
+        }
+        Err(e) => (json!({"error": e.to_string()}), Json::Null),
+    };
+    let types: Map<String, Json> = by_type
+        .iter()
+        .map(|(k, (n, b))| (k.clone(), json!({"tensors": n, "bytes": b})))
+        .collect();
+    if as_json {
+        let out = json!({
+            "file": args.model.display().to_string(), "version": h.version, "alignment": h.alignment,
+            "data_offset": h.data_offset, "metadata": meta, "tensor_count": h.tensors.len(),
+            "tensors": tensors, "types": types, "architecture": arch_json, "memory_plan": plan_json,
+        });
+        println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        return Ok(());
+    }
+    println!("file: {}", args.model.display());
+    println!(
+        "GGUF v{}, {} metadata keys, {} tensors, {:.1} MiB of weights",
+        h.version,
+        h.metadata.len(),
+        h.tensors.len(),
+        weight_bytes as f64 / 1048576.0
+    );
+    println!("\nmetadata:");
+    for (k, v) in &meta {
+        println!("  {k} = {v}");
+    }
+    println!("\ntensor types:");
+    for (k, (n, b)) in &by_type {
+        println!(
+            "  {k:<8} {n:>5} tensors {:>10.1} MiB",
+            *b as f64 / 1048576.0
+        );
+    }
+    println!("\narchitecture: {arch_json}");
+    println!("memory plan: {plan_json}");
+    Ok(())
+}
+
+pub fn tokenize(
+    args: &ModelArgs,
+    text: &str,
+    as_json: bool,
+    no_bos: bool,
+    special: bool,
+) -> Result<(), String> {
+    let file = load::open_file(args)?;
+    let tok = load::tokenizer(&file)?;
+    let ids = if no_bos {
+        tok.encode(text, special)
+    } else {
+        tok.encode_prompt(text, special)
+    };
+    if as_json {
+        println!("{}", json!(ids));
+    } else {
+        for id in ids {
+            println!(
+                "{id:>8} {:?}",
+                String::from_utf8_lossy(&tok.token_bytes(id, true))
+            );
+        }
+    }
+    Ok(())
+}
+
+fn sampler(s: &SamplingArgs) -> Result<Sampler, String> {
+    let seed = s.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    Sampler::new(SamplingParams {
+        temperature: s.temperature,
+        top_k: s.top_k,
+        top_p: s.top_p,
+        min_p: s.min_p,
+        repeat_penalty: s.repeat_penalty,
+        presence_penalty: s.presence_penalty,
+        frequency_penalty: s.frequency_penalty,
+        seed,
+        ..SamplingParams::default()
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn stream_out(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    // A closed pipe (e.g. `| head`) ends generation quietly.
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .is_ok()
+}
+
+pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> Result<(), String> {
+    let mut sampler = sampler(s)?;
+    let loaded = load::load(args)?;
+    let ids = loaded.tokenizer.encode_prompt(prompt, special);
+    let mut session = loaded.session();
+    let opts = GenerateOptions {
+        max_tokens: s.max_tokens,
+        stop: s.stop.clone(),
+    };
+    generate(
+        &mut session,
+        &loaded.tokenizer,
+        &mut sampler,
+        &ids,
+        &opts,
+        &mut stream_out,
+    )
+    .map_err(|e| e.to_string())?;
+    if std::io::stdout().is_terminal() {
+        println!();
+    }
+    Ok(())
+}
+
+fn render_options(loaded: &Loaded) -> RenderOptions {
+    let text = |id: Option<u32>| {
+        id.map(|id| String::from_utf8_lossy(&loaded.tokenizer.token_bytes(id, true)).into_owned())
+            .unwrap_or_default()
+    };
+    RenderOptions {
+        add_generation_prompt: true,
+        bos_token: text(loaded.tokenizer.bos()),
+        eos_token: text(loaded.tokenizer.eos()),
+        ..RenderOptions::default()
+    }
+}
+
+pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<(), String> {
+    let mut sampler = sampler(s)?;
+    let loaded = load::load(args)?;
+    let template = ChatTemplate::from_gguf(&loaded.file.header).map_err(|e| e.to_string())?;
+    let opts = render_options(&loaded);
+    let mut session = loaded.session();
+    let mut messages: Vec<ChatMessage> = Vec::new();
+    if let Some(sys) = system {
+        messages.push(ChatMessage {
+            role: "system".into(),
+            content: sys.into(),
+        });
+    }
+    let interactive = std::io::stdin().is_terminal();
+    if interactive {
+        eprintln!("chatting with {} (Ctrl-D to quit)", args.model.display());
+    }
+    let stdin = std::io::stdin();
+    let mut lines = stdin.lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.map_err(|e| format!("cannot read stdin: {e}"))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: line,
+        });
+        let prompt = template
+            .render(&messages, &opts)
+            .map_err(|e| e.to_string())?;
+        // Template output carries the control tokens; BOS comes from the template itself
+        // when it writes one, so only add it when the template did not.
+        let mut ids = loaded.tokenizer.encode(&prompt, true);
+        if loaded.tokenizer.add_bos() {
+            if let Some(bos) = loaded.tokenizer.bos() {
+                if ids.first() != Some(&bos) {
+                    ids.insert(0, bos);
+                }
+            }
+        }
+        let gen_opts = GenerateOptions {
+            max_tokens: s.max_tokens,
+            stop: s.stop.clone(),
+        };
+        let reply = generate(
+            &mut session,
+            &loaded.tokenizer,
+            &mut sampler,
+            &ids,
+            &gen_opts,
+            &mut stream_out,
+        )
+        .map_err(|e| e.to_string())?;
+        println!();
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            content: reply.text.trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+pub fn score(
+    args: &ModelArgs,
+    text: Option<&str>,
+    tokens: Option<Vec<u32>>,
+    special: bool,
+    top: usize,
+    as_json: bool,
+) -> Result<(), String> {
+    let loaded = load::load(args)?;
+    let ids = match (text, tokens) {
+        (Some(t), _) => loaded.tokenizer.encode_prompt(t, special),
+        (None, Some(ids)) => ids,
+        (None, None) => return Err("give --text or --tokens".into()),
+    };
+    if ids.is_empty() {
+        return Err("nothing to score: the text has no tokens".into());
+    }
+    if ids.len() > loaded.n_ctx {
+        return Err(format!(
+            "{} tokens exceed the context size {}; raise --ctx-size",
+            ids.len(),
+            loaded.n_ctx
+        ));
+    }
+    let mut session = loaded.session();
+    let logits = session
+        .forward(&ids, Logits::All)
+        .map_err(|e| e.to_string())?;
+    let n_vocab = loaded.model.config.n_vocab;
+    let positions: Vec<Json> = logits
+        .chunks(n_vocab)
+        .map(|row| json!({"top": top_k(row, top).iter().map(|&(id, l)| json!([id, l])).collect::<Vec<_>>()}))
+        .collect();
+    let out = json!({"tokens": ids, "positions": positions});
+    if as_json {
+        println!("{out}");
+    } else {
+        for (i, (id, p)) in ids.iter().zip(&positions).enumerate() {
+            println!("{i:>5} {id:>8} {}", p["top"]);
+        }
+    }
+    Ok(())
+}

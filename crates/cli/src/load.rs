@@ -1,0 +1,125 @@
+//! Opening a model as the global flags ask: integrity check, device choice, context size.
+
+use crate::{Device, ModelArgs};
+use sha2::{Digest, Sha256};
+use std::io::{IsTerminal, Read};
+use std::sync::Arc;
+use wisp::gguf::GgufFile;
+use wisp::model::cpu::{CpuModel, CpuSession};
+use wisp::tokenizer::Tokenizer;
+
+/// Default context when the user gives none: the model's, capped to keep memory modest.
+const DEFAULT_MAX_CTX: usize = 4096;
+
+/// Progress lines go to stderr, and only when it is a terminal.
+pub fn progress(msg: &str) {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K{msg}");
+    }
+}
+
+pub fn progress_done() {
+    if std::io::stderr().is_terminal() {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+fn check_sha256(args: &ModelArgs) -> Result<(), String> {
+    let Some(expected) = &args.sha256 else {
+        return Ok(());
+    };
+    let expected = expected.trim().to_ascii_lowercase();
+    if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("--sha256 wants 64 hex digits, got {expected:?}"));
+    }
+    let mut file = std::fs::File::open(&args.model)
+        .map_err(|e| format!("cannot open {}: {e}", args.model.display()))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done = 0u64;
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        done += n as u64;
+        progress(&format!("verifying sha256: {}%", done * 100 / total.max(1)));
+    }
+    progress_done();
+    let actual: String = hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if actual != expected {
+        return Err(format!(
+            "{}: sha256 is {actual}, expected {expected}; refusing the file",
+            args.model.display()
+        ));
+    }
+    Ok(())
+}
+
+/// The file, with its header parsed (and its hash checked when asked).
+pub fn open_file(args: &ModelArgs) -> Result<Arc<GgufFile>, String> {
+    check_sha256(args)?;
+    GgufFile::open(&args.model)
+        .map(Arc::new)
+        .map_err(|e| format!("{}: {e}", args.model.display()))
+}
+
+pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {
+    Tokenizer::from_gguf(&file.header).map_err(|e| e.to_string())
+}
+
+/// A loaded model ready to evaluate.
+pub struct Loaded {
+    pub file: Arc<GgufFile>,
+    pub tokenizer: Tokenizer,
+    pub model: Arc<CpuModel>,
+    pub n_ctx: usize,
+}
+
+impl Loaded {
+    pub fn session(&self) -> CpuSession {
+        CpuSession::new(Arc::clone(&self.model), self.n_ctx)
+    }
+}
+
+pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
+    if args.device == Device::Gpu {
+        return Err("the GPU engine is not part of this build yet; use --device cpu".into());
+    }
+    let file = open_file(args)?;
+    let tokenizer = tokenizer(&file)?;
+    progress("loading model");
+    let model =
+        CpuModel::load(Arc::clone(&file)).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    progress_done();
+    let n_ctx = match args.ctx_size {
+        Some(0) => return Err("--ctx-size must be at least 1".into()),
+        Some(n) => n,
+        None => model.config.n_ctx_train.min(DEFAULT_MAX_CTX),
+    };
+    // The CPU oracle keeps an f32 KV cache; refuse sizes that cannot be allocated sanely.
+    let kv_bytes = (n_ctx as u128)
+        * model.config.n_layer as u128
+        * (model.config.k_dim() + model.config.v_dim()) as u128
+        * 4;
+    if kv_bytes > 16 << 30 {
+        return Err(format!(
+            "--ctx-size {n_ctx} needs a {} MiB KV cache on the CPU; choose a smaller context",
+            kv_bytes >> 20
+        ));
+    }
+    Ok(Loaded {
+        file,
+        tokenizer,
+        model: Arc::new(model),
+        n_ctx,
+    })
+}

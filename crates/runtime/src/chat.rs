@@ -1,1 +1,0 @@
-//! Chat templates from `tokenizer.chat_template`, rendered with minijinja.

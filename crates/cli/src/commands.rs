@@ -8,6 +8,8 @@ use wisp::chat::{ChatMessage, ChatTemplate, RenderOptions};
 use wisp::generate::{generate, GenerateOptions};
 use wisp::gguf::{Array, Value};
 use wisp::model::{Logits, ModelConfig};
+use wisp::engine::MemoryPlan;
+use wisp::gpu::wgpu::Features as wgpu_features;
 use wisp::sampling::{top_k, Sampler, SamplingParams};
 
 fn metadata_json(v: &Value) -> Json {
@@ -66,8 +68,18 @@ pub fn inspect(args: &ModelArgs, as_json: bool) -> Result<(), String> {
                     "n_ff": c.n_ff, "n_vocab": c.n_vocab, "n_ctx_train": c.n_ctx_train,
                     "rope_base": c.rope_base, "rope_base_swa": c.rope_base_swa, "sliding_window": c.sliding_window,
                 }),
-                json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes, "kv_cache_bytes": kv,
-                       "kv_cache_type": "f32", "total_bytes": weight_bytes + kv}),
+                match args.device {
+                    crate::Device::Cpu => json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
+                        "kv_cache_bytes": kv, "kv_cache_type": "f32", "total_bytes": weight_bytes + kv}),
+                    // Planned for the WebGPU default binding size (the floor every device meets).
+                    crate::Device::Gpu => match MemoryPlan::new(h, c, n_ctx, true, 128 << 20) {
+                        Ok(p) => json!({"device": "gpu", "n_ctx": n_ctx, "weights_bytes": p.weights_bytes,
+                            "kv_cache_bytes": p.kv_cache_bytes, "kv_cache_type": "f16", "scratch_bytes": p.scratch_bytes,
+                            "largest_buffer_bytes": p.largest_buffer, "total_bytes": p.total_bytes,
+                            "max_storage_binding_assumed": 128u64 << 20}),
+                        Err(e) => json!({"device": "gpu", "error": e.to_string()}),
+                    },
+                },
             )
         }
         Err(e) => (json!({"error": e.to_string()}), Json::Null),
@@ -169,7 +181,7 @@ pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> R
     let mut sampler = sampler(s)?;
     let loaded = load::load(args)?;
     let ids = loaded.tokenizer.encode_prompt(prompt, special);
-    let mut session = loaded.session();
+    let mut session = loaded.session()?;
     let opts = GenerateOptions {
         max_tokens: s.max_tokens,
         stop: s.stop.clone(),
@@ -207,7 +219,7 @@ pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<
     let loaded = load::load(args)?;
     let template = ChatTemplate::from_gguf(&loaded.file.header).map_err(|e| e.to_string())?;
     let opts = render_options(&loaded);
-    let mut session = loaded.session();
+    let mut session = loaded.session()?;
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(sys) = system {
         messages.push(ChatMessage {
@@ -293,11 +305,11 @@ pub fn score(
             loaded.n_ctx
         ));
     }
-    let mut session = loaded.session();
+    let mut session = loaded.session()?;
     let logits = session
         .forward(&ids, Logits::All)
         .map_err(|e| e.to_string())?;
-    let n_vocab = loaded.model.config.n_vocab;
+    let n_vocab = loaded.config.n_vocab;
     let positions: Vec<Json> = logits
         .chunks(n_vocab)
         .map(|row| json!({"top": top_k(row, top).iter().map(|&(id, l)| json!([id, l])).collect::<Vec<_>>()}))
@@ -308,6 +320,49 @@ pub fn score(
     } else {
         for (i, (id, p)) in ids.iter().zip(&positions).enumerate() {
             println!("{i:>5} {id:>8} {}", p["top"]);
+        }
+    }
+    Ok(())
+}
+
+pub fn devices(as_json: bool) -> Result<(), String> {
+    let adapters = wisp::gpu::device::list_adapters();
+    let list: Vec<Json> = adapters
+        .iter()
+        .map(|a| {
+            let info = a.get_info();
+            let limits = a.limits();
+            let features = a.features();
+            json!({
+                "name": info.name, "backend": format!("{:?}", info.backend), "device_type": format!("{:?}", info.device_type),
+                "driver": info.driver, "driver_info": info.driver_info,
+                "features": {
+                    "shader_f16": features.contains(wgpu_features::SHADER_F16),
+                    "subgroups": features.contains(wgpu_features::SUBGROUP),
+                    "timestamp_query": features.contains(wgpu_features::TIMESTAMP_QUERY),
+                },
+                "limits": {
+                    "max_storage_buffer_binding_size": limits.max_storage_buffer_binding_size,
+                    "max_buffer_size": limits.max_buffer_size,
+                    "max_storage_buffers_per_shader_stage": limits.max_storage_buffers_per_shader_stage,
+                    "max_compute_workgroup_storage_size": limits.max_compute_workgroup_storage_size,
+                    "max_compute_invocations_per_workgroup": limits.max_compute_invocations_per_workgroup,
+                    "max_compute_workgroups_per_dimension": limits.max_compute_workgroups_per_dimension,
+                    "min_storage_buffer_offset_alignment": limits.min_storage_buffer_offset_alignment,
+                },
+            })
+        })
+        .collect();
+    if as_json {
+        println!("{}", json!(list));
+    } else if list.is_empty() {
+        println!("no GPU adapters found (on Linux without a GPU, install Mesa's lavapipe: mesa-vulkan-drivers)");
+    } else {
+        for a in &list {
+            println!("{} ({}, {}): f16 {}, subgroups {}, max storage binding {} MiB",
+                a["name"].as_str().unwrap_or("?"), a["backend"].as_str().unwrap_or("?"), a["device_type"].as_str().unwrap_or("?"),
+                a["features"]["shader_f16"], a["features"]["subgroups"],
+                a["limits"]["max_storage_buffer_binding_size"].as_u64().unwrap_or(0) >> 20);
         }
     }
     Ok(())

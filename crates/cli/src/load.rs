@@ -5,7 +5,11 @@ use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
 use wisp::gguf::GgufFile;
+use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::generate::Forward;
+use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::model::cpu::{CpuModel, CpuSession};
+use wisp::model::ModelConfig;
 use wisp::tokenizer::Tokenizer;
 
 /// Default context when the user gives none: the model's, capped to keep memory modest.
@@ -76,50 +80,74 @@ pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {
     Tokenizer::from_gguf(&file.header).map_err(|e| e.to_string())
 }
 
+/// The model, on the device the user chose.
+pub enum Backend {
+    Cpu(Arc<CpuModel>),
+    Gpu(Arc<GpuModel>),
+}
+
 /// A loaded model ready to evaluate.
 pub struct Loaded {
     pub file: Arc<GgufFile>,
     pub tokenizer: Tokenizer,
-    pub model: Arc<CpuModel>,
+    pub backend: Backend,
+    pub config: ModelConfig,
     pub n_ctx: usize,
 }
 
 impl Loaded {
-    pub fn session(&self) -> CpuSession {
-        CpuSession::new(Arc::clone(&self.model), self.n_ctx)
+    /// A fresh sequence with its own KV cache.
+    pub fn session(&self) -> Result<Box<dyn Forward>, String> {
+        Ok(match &self.backend {
+            Backend::Cpu(m) => Box::new(CpuSession::new(Arc::clone(m), self.n_ctx)),
+            Backend::Gpu(m) => Box::new(GpuSession::new(Arc::clone(m), self.n_ctx).map_err(|e| e.to_string())?),
+        })
     }
 }
 
+/// The device options the global flags ask for.
+pub fn device_options(args: &ModelArgs) -> DeviceOptions {
+    DeviceOptions { webgpu_default_limits: args.webgpu_default_limits, no_f16: args.no_f16, ..Default::default() }
+}
+
 pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
-    if args.device == Device::Gpu {
-        return Err("the GPU engine is not part of this build yet; use --device cpu".into());
-    }
     let file = open_file(args)?;
     let tokenizer = tokenizer(&file)?;
-    progress("loading model");
-    let model =
-        CpuModel::load(Arc::clone(&file)).map_err(|e| format!("{}: {e}", args.model.display()))?;
-    progress_done();
+    let config = ModelConfig::from_gguf(&file.header).map_err(|e| format!("{}: {e}", args.model.display()))?;
     let n_ctx = match args.ctx_size {
         Some(0) => return Err("--ctx-size must be at least 1".into()),
         Some(n) => n,
-        None => model.config.n_ctx_train.min(DEFAULT_MAX_CTX),
+        None => config.n_ctx_train.min(DEFAULT_MAX_CTX),
     };
-    // The CPU oracle keeps an f32 KV cache; refuse sizes that cannot be allocated sanely.
-    let kv_bytes = (n_ctx as u128)
-        * model.config.n_layer as u128
-        * (model.config.k_dim() + model.config.v_dim()) as u128
-        * 4;
-    if kv_bytes > 16 << 30 {
-        return Err(format!(
-            "--ctx-size {n_ctx} needs a {} MiB KV cache on the CPU; choose a smaller context",
-            kv_bytes >> 20
-        ));
-    }
-    Ok(Loaded {
-        file,
-        tokenizer,
-        model: Arc::new(model),
-        n_ctx,
-    })
+    let backend = match args.device {
+        Device::Cpu => {
+            // The CPU oracle keeps an f32 KV cache; refuse sizes that cannot be allocated sanely.
+            let kv_bytes = (n_ctx as u128) * config.n_layer as u128 * (config.k_dim() + config.v_dim()) as u128 * 4;
+            if kv_bytes > 16 << 30 {
+                return Err(format!(
+                    "--ctx-size {n_ctx} needs a {} MiB KV cache on the CPU; choose a smaller context",
+                    kv_bytes >> 20
+                ));
+            }
+            progress("loading model");
+            let model = CpuModel::load(Arc::clone(&file)).map_err(|e| format!("{}: {e}", args.model.display()))?;
+            progress_done();
+            Backend::Cpu(Arc::new(model))
+        }
+        Device::Gpu => {
+            let ctx = Arc::new(GpuContext::new_blocking(&device_options(args)).map_err(|e| e.to_string())?);
+            let control = LoadControl {
+                on_progress: Some(Arc::new(|done, total| {
+                    progress(&format!("uploading weights: {} / {} MiB", done >> 20, total >> 20))
+                })),
+                cancel: None,
+            };
+            let mut source = SliceSource(file.bytes());
+            let model = GpuModel::load(ctx, &file.header, &mut source, &control, n_ctx, args.gpu_memory_budget)
+                .map_err(|e| format!("{}: {e}", args.model.display()))?;
+            progress_done();
+            Backend::Gpu(Arc::new(model))
+        }
+    };
+    Ok(Loaded { file, tokenizer, backend, config, n_ctx })
 }

@@ -30,7 +30,7 @@ pub struct ModelArgs {
     /// Path of the .gguf file.
     pub model: std::path::PathBuf,
     /// `gpu` (wgpu) or `cpu` (the plain-Rust oracle).
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_enum, default_value = "gpu")]
     pub device: Device,
     /// Request exactly the WebGPU spec default limits instead of the adapter's.
     #[arg(long)]
@@ -124,6 +124,11 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// GPU adapters, backends, features and limits.
+    Devices {
+        #[arg(long)]
+        json: bool,
+    },
     /// Teacher-forced logits for every position.
     Score {
         #[command(flatten)]
@@ -172,6 +177,7 @@ fn main() -> ExitCode {
             system,
             sampling,
         } => commands::chat(&model, system.as_deref(), &sampling),
+        Command::Devices { json } => commands::devices(json),
         Command::Score {
             model,
             text,

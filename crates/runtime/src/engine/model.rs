@@ -308,11 +308,11 @@ impl<'a> ChunkWriter<'a> {
 }
 
 fn pollster_scope(scope: wgpu::ErrorScopeGuard) -> Option<wgpu::Error> {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     {
         pollster::block_on(scope.pop())
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(feature = "native"))]
     {
         drop(scope);
         None

@@ -48,7 +48,7 @@ impl std::fmt::Debug for GpuContext {
 }
 
 /// The adapters this machine offers (native only).
-#[cfg(not(target_arch = "wasm32"))]
+#[cfg(feature = "native")]
 pub fn list_adapters() -> Vec<wgpu::Adapter> {
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
@@ -136,7 +136,7 @@ impl GpuContext {
     }
 
     /// Native convenience: block on [`GpuContext::new`].
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     pub fn new_blocking(opts: &DeviceOptions) -> Result<GpuContext, Error> {
         pollster::block_on(Self::new(opts))
     }

@@ -124,7 +124,7 @@ impl GpuContext {
 
     /// Run one dispatch of `kernel` now and wait for it (tests and one-off work only:
     /// the engine records many dispatches into one submission).
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     pub fn run_once(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<(), Error> {
         let bind = self.bind(kernel, buffers);
         let mut enc = self.device.create_command_encoder(&Default::default());
@@ -142,9 +142,14 @@ impl GpuContext {
     }
 
     /// Copy `buffer` back to the CPU and wait (native only).
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     pub fn read_back(&self, buffer: &wgpu::Buffer) -> Result<Vec<u8>, Error> {
-        let size = buffer.size();
+        self.read_back_range(buffer, buffer.size())
+    }
+
+    /// Copy the first `size` bytes of `buffer` back to the CPU and wait (native only).
+    #[cfg(feature = "native")]
+    pub fn read_back_range(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, Error> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -174,7 +179,7 @@ impl GpuContext {
     }
 
     /// Read an f32 buffer back.
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     pub fn read_f32(&self, buffer: &wgpu::Buffer) -> Result<Vec<f32>, Error> {
         Ok(self
             .read_back(buffer)?
@@ -187,11 +192,11 @@ impl GpuContext {
 /// Resolve an error-scope future. On native wgpu it is ready at once; on the web it is
 /// not, and callers there must await it instead.
 fn pollster_or_ready<F: std::future::Future<Output = Option<wgpu::Error>>>(f: F) -> Option<wgpu::Error> {
-    #[cfg(not(target_arch = "wasm32"))]
+    #[cfg(feature = "native")]
     {
         pollster::block_on(f)
     }
-    #[cfg(target_arch = "wasm32")]
+    #[cfg(not(feature = "native"))]
     {
         let _ = f;
         None

@@ -8,3 +8,6 @@ pub mod kernel;
 
 pub use device::{Capabilities, DeviceOptions, GpuContext};
 pub use kernel::{Kernel, PipelineCache};
+
+/// The wgpu version Wisp is built on, for callers that inspect adapters themselves.
+pub use wgpu;

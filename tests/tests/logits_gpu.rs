@@ -1,0 +1,117 @@
+//! The WGSL engine on the machine's GPU (lavapipe in CI) against the same references as
+//! the CPU oracle, and against the oracle itself, in the default configuration and in
+//! the browser/phone floor (WebGPU default limits, no shader-f16).
+
+use std::sync::Arc;
+use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::generate::Forward;
+use wisp::gguf::GgufFile;
+use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::model::cpu::{CpuModel, CpuSession};
+use wisp::model::Logits;
+use wisp::sampling::{Sampler, SamplingParams};
+use wisp_e2e::logits::{self, Agreement};
+
+/// Largest |GPU − CPU oracle| logit difference over each position's float64 top-10,
+/// relative to the position's largest |logit|. The GPU keeps the KV cache in f16
+/// (relative rounding 2⁻¹¹ ≈ 5e-4 per element), which dominates the difference.
+const CPU_REL_TOLERANCE: f32 = 5e-3;
+
+fn load(key: &str, opts: &DeviceOptions) -> (Arc<GgufFile>, Arc<GpuModel>) {
+    let file = Arc::new(GgufFile::open(&wisp_e2e::model_path(key)).expect("open model"));
+    let ctx = Arc::new(GpuContext::new_blocking(opts).expect("a GPU device (install mesa-vulkan-drivers)"));
+    let mut source = SliceSource(file.bytes());
+    let model = GpuModel::load(ctx, &file.header, &mut source, &LoadControl::default(), 512, None).expect("load on GPU");
+    (file, Arc::new(model))
+}
+
+fn check(key: &str, opts: DeviceOptions) {
+    let fixture = logits::load(key);
+    let (file, model) = load(key, &opts);
+    let cpu = Arc::new(CpuModel::load(Arc::clone(&file)).expect("cpu model"));
+    let n_vocab = model.config.n_vocab;
+    let mut agreement = Agreement::default();
+    let mut max_rel_cpu = 0f32;
+    let started = std::time::Instant::now();
+    for case in &fixture.cases {
+        let mut session = GpuSession::new(Arc::clone(&model), case.tokens.len()).expect("session");
+        let gpu = session.forward(&case.tokens, Logits::All).expect("gpu forward");
+        agreement.add(case, &gpu, n_vocab);
+        let mut oracle = CpuSession::new(Arc::clone(&cpu), case.tokens.len());
+        let reference = oracle.forward(&case.tokens, Logits::All).expect("cpu forward");
+        for (i, (g, c)) in gpu.chunks(n_vocab).zip(reference.chunks(n_vocab)).enumerate() {
+            let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for &(id, _) in case.f64[i].iter().take(10) {
+                max_rel_cpu = max_rel_cpu.max((g[id as usize] - c[id as usize]).abs() / scale);
+            }
+        }
+    }
+    eprintln!(
+        "{key} {opts:?}: {} positions ({} gated) in {:.1} s; vs llama.cpp first position max |Δ| {:.4}; vs float64 max |Δ| {:.4} (rel {:.2e}); vs CPU oracle max rel {:.2e}",
+        agreement.positions,
+        agreement.gated,
+        started.elapsed().as_secs_f64(),
+        agreement.max_llama_delta,
+        agreement.max_f64_delta,
+        agreement.max_f64_rel,
+        max_rel_cpu
+    );
+    assert!(agreement.gated >= 16, "too few decisive positions to test anything");
+    assert!(agreement.first_position_failures.is_empty(), "{:#?}", agreement.first_position_failures);
+    assert!(agreement.top1_mismatches.is_empty(), "{:#?}", agreement.top1_mismatches);
+    assert!(max_rel_cpu <= CPU_REL_TOLERANCE, "GPU vs CPU oracle relative error {max_rel_cpu:.2e} above {CPU_REL_TOLERANCE:.0e}");
+}
+
+fn floor() -> DeviceOptions {
+    DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() }
+}
+
+#[test]
+fn smollm2_gpu_logits() {
+    check("smollm2", DeviceOptions::default());
+    check("smollm2", floor());
+}
+
+#[test]
+fn gemma3_gpu_logits() {
+    check("gemma3", DeviceOptions::default());
+    check("gemma3", floor());
+}
+
+#[test]
+fn qwen2_gpu_logits() {
+    check("qwen2", DeviceOptions::default());
+    check("qwen2", floor());
+}
+
+/// Greedy decode: one submission and at most 16 mapped bytes per token, and the same
+/// tokens as the CPU oracle up to the first near-tie of the float64 reference.
+#[test]
+fn greedy_decode_is_one_submission_per_token_and_matches_the_oracle() {
+    let fixture = logits::load("smollm2");
+    let case = &fixture.cases[0];
+    let (file, model) = load("smollm2", &DeviceOptions::default());
+    let cpu = Arc::new(CpuModel::load(file).expect("cpu model"));
+    let prompt = &case.tokens[..case.n_prompt];
+    let mut gpu = GpuSession::new(Arc::clone(&model), 256).expect("session");
+    let mut oracle = CpuSession::new(cpu, 256);
+    let mut sampler = Sampler::new(SamplingParams::greedy()).unwrap();
+    let mut g_tok = gpu.forward_sample(prompt, &mut sampler, prompt).unwrap();
+    let mut c_tok = oracle.forward_sample(prompt, &mut sampler, prompt).unwrap();
+    let near_tie = case.f64[case.n_prompt - 1..]
+        .iter()
+        .position(|top| top[0].1 - top[1].1 < logits::NEAR_TIE)
+        .unwrap_or(usize::MAX);
+    for step in 0..16 {
+        if step < near_tie {
+            assert_eq!(g_tok, c_tok, "step {step}");
+        }
+        let before = gpu.counters;
+        let next = gpu.forward_sample(&[g_tok], &mut sampler, &[]).unwrap();
+        let d = gpu.counters;
+        assert_eq!(d.submissions - before.submissions, 1, "one submission per decode token");
+        assert!(d.bytes_read_back - before.bytes_read_back <= 16, "≤ 16 bytes mapped per token");
+        c_tok = oracle.forward_sample(&[c_tok], &mut sampler, &[]).unwrap();
+        g_tok = next;
+    }
+}

@@ -5,6 +5,8 @@
 //! blocks whose NAME is defined, so one source serves every variant. (naga does not yet
 //! accept every `enable` directive browsers require, another reason to keep this step.)
 
+pub mod quant;
+
 /// Keep the lines of `#if NAME … #else … #endif` blocks that `defines` selects
 /// (`#if !NAME` negates); blocks nest.
 pub fn preprocess(source: &str, defines: &[&str]) -> String {

@@ -1,0 +1,186 @@
+//! Kernels over quantized weights: decode mat-vec, prefill matmul and embedding lookup,
+//! for every weight type Wisp runs on the GPU.
+//!
+//! # Layout decision
+//!
+//! Weights stay in GPU memory exactly as the GGUF file stores them (llama.cpp's block
+//! layout, rows back to back), bound as `array<u32>`. Nothing is repacked at load: the
+//! browser streams file bytes straight into GPU buffers, and a row chunk of a split
+//! tensor is just a byte range. The price is alignment: blocks of 18, 22, 34, 110 … bytes
+//! leave fields 2-byte aligned, so kernels read whole words and shift; f16 scales go
+//! through `unpack2x16float`, which needs no `shader-f16`.
+//!
+//! Each type contributes one WGSL function, `dq8`, returning the f32 weights of eight
+//! consecutive columns of a row (see `wgsl/quant_dequant.wgsl`); the mat-vec, the matmul
+//! and get_rows are generic over it. Weights are dequantized in registers and never
+//! written back to memory.
+//!
+//! # Bindings
+//!
+//! Mat-vec / matmul: 0 weights `array<u32>` (rows of this chunk), 1 x `array<f32>`,
+//! 2 y `array<f32>` (read_write), 3 uniform `MatParams`, 8 u32 (32 bytes):
+//! (`rows, cols, n_tokens, x_offset, x_stride, y_offset, y_stride, accumulate`); result
+//! `y[y_offset + t*y_stride + r] (+)= Σ_c W[r][c] · x[x_offset + t*x_stride + c]`.
+//!
+//! get_rows: 0 weights chunk, 1 token ids `array<u32>`, 2 out `array<f32>`, 3 uniform
+//! `{cols, n_tokens, row_start, rows_in_chunk, scale: f32, out_offset, _, _}`.
+//!
+//! # Numerics
+//!
+//! f32 paths: dequantization performs the CPU oracle's steps (`wisp::quant::dequantize`)
+//! in f32, sums are f32 (a GPU may fuse `d*q + m` into an FMA: a rounding apart). Tests
+//! accept 1e-5 of Σ|w·x|. The matmul's f16 variant rounds the dequantized weight and the
+//! activation to f16 in workgroup memory (relative error ≤ 2⁻¹¹ each, so ≤ ~1e-3 per
+//! product) and accumulates in f32: tests accept 2e-3 of Σ|w·x|. Activations beyond f16
+//! range (±65504) would overflow that variant; matmul inputs are normed activations.
+//!
+//! Columns must be a whole number of blocks (GGUF guarantees it); the float types
+//! (F32, F16, BF16) take any column count.
+
+/// Weight types with GPU kernels, named as llama.cpp names them.
+pub const QUANT_TYPES: &[&str] = &[
+    "F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K",
+    "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+];
+
+/// Which optional device features a specialisation may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct MatVariant {
+    /// `shader-f16` granted: the matmul keeps its workgroup tiles in f16 (half the
+    /// workgroup memory and bandwidth). The mat-vec is bandwidth-bound on the weights and
+    /// gains nothing from it, so it is the same shader either way. Otherwise pure f32.
+    pub f16: bool,
+}
+
+/// (elements per block, bytes per block, extra defines) of each type.
+fn block_of(ty: &str) -> Option<(u32, u32, &'static [&'static str])> {
+    Some(match ty {
+        "F32" => (1, 4, &["FLOAT_TAIL"]),
+        "F16" | "BF16" => (1, 2, &["FLOAT_TAIL"]),
+        "Q4_0" => (32, 18, &[]),
+        "Q4_1" => (32, 20, &[]),
+        "Q5_0" => (32, 22, &[]),
+        "Q5_1" => (32, 24, &[]),
+        "Q8_0" => (32, 34, &[]),
+        "IQ4_NL" => (32, 18, &["IQ4"]),
+        "Q2_K" => (256, 84, &[]),
+        "Q3_K" => (256, 110, &[]),
+        "Q4_K" => (256, 144, &["KSCALE"]),
+        "Q5_K" => (256, 176, &["KSCALE"]),
+        "Q6_K" => (256, 210, &[]),
+        "IQ4_XS" => (256, 136, &["IQ4"]),
+        _ => return None,
+    })
+}
+
+const DEQUANT: &str = include_str!("../wgsl/quant_dequant.wgsl");
+const MATVEC: &str = include_str!("../wgsl/matvec.wgsl");
+const MATMUL: &str = include_str!("../wgsl/matmul.wgsl");
+const GET_ROWS: &str = include_str!("../wgsl/get_rows.wgsl");
+
+/// Assemble kernel + dequantization for `ty`.
+fn build(ty: &str, kernel: &str, f16: bool) -> Option<String> {
+    let (bs, ts, extra) = block_of(ty)?;
+    let tdef = format!("T_{ty}");
+    let mut defines: Vec<&str> = vec![&tdef];
+    defines.extend_from_slice(extra);
+    if f16 {
+        defines.push("SHADER_F16");
+    }
+    let mut out = String::new();
+    if f16 {
+        out.push_str("enable f16;\n");
+    }
+    out.push_str(&format!("const BS: u32 = {bs}u;\nconst TS: u32 = {ts}u;\n"));
+    out.push_str(&crate::preprocess(kernel, &defines));
+    out.push_str(&crate::preprocess(DEQUANT, &defines));
+    Some(out)
+}
+
+/// Rows per mat-vec workgroup (must match `ROWS` in matvec.wgsl).
+const MATVEC_ROWS: u32 = 8;
+/// Tokens per mat-vec pass (`TOK` in matvec.wgsl).
+const MATVEC_TOKENS: u32 = 8;
+/// Matmul tile: rows x tokens (`TM`, `TN` in matmul.wgsl).
+const MATMUL_TILE: (u32, u32) = (64, 64);
+/// Columns per get_rows workgroup (64 invocations x 8 columns).
+const GET_ROWS_COLS: u32 = 512;
+const MAX_GROUPS: u32 = 65535;
+
+/// `n` workgroups laid out over x and y, each ≤ 65535 (kernels read the row index as
+/// `wg.x + wg.y * num_workgroups.x`; the excess workgroups of the last y row exit).
+fn spread(n: u32) -> (u32, u32) {
+    let n = n.max(1);
+    let x = n.min(MAX_GROUPS);
+    (x, n.div_ceil(x))
+}
+
+/// Decode mat-vec for `ty`: tuned for 1..=8 tokens, correct for any count.
+pub fn matvec(ty: &str, _v: &MatVariant) -> Option<String> {
+    build(ty, MATVEC, false)
+}
+
+/// Prefill matmul for `ty`: 64x64 output tiles, each weight dequantized once per tile.
+pub fn matmul(ty: &str, v: &MatVariant) -> Option<String> {
+    build(ty, MATMUL, v.f16)
+}
+
+/// Embedding lookup for `ty`.
+pub fn get_rows(ty: &str) -> Option<String> {
+    build(ty, GET_ROWS, false)
+}
+
+/// Workgroups for [`matvec`]: 8 rows per workgroup over x/y, 8 tokens per z slice.
+pub fn matvec_groups(rows: u32, n_tokens: u32) -> (u32, u32, u32) {
+    let (x, y) = spread(rows.div_ceil(MATVEC_ROWS));
+    (x, y, n_tokens.div_ceil(MATVEC_TOKENS).max(1))
+}
+
+/// Workgroups for [`matmul`]: 64-row tiles over x/y, 64-token tiles over z.
+pub fn matmul_groups(rows: u32, n_tokens: u32) -> (u32, u32, u32) {
+    let (x, y) = spread(rows.div_ceil(MATMUL_TILE.0));
+    (x, y, n_tokens.div_ceil(MATMUL_TILE.1).max(1))
+}
+
+/// Workgroups for [`get_rows`]: 512 columns per workgroup over x, tokens over y/z.
+pub fn get_rows_groups(cols: u32, n_tokens: u32) -> (u32, u32, u32) {
+    let (y, z) = spread(n_tokens);
+    (cols.div_ceil(GET_ROWS_COLS).max(1), y, z)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_builds_every_kernel() {
+        for ty in QUANT_TYPES {
+            for f16 in [false, true] {
+                let v = MatVariant { f16 };
+                let mv = matvec(ty, &v).unwrap();
+                let mm = matmul(ty, &v).unwrap();
+                assert!(mv.contains("fn dq8") && mm.contains("fn dq8"), "{ty}");
+                assert_eq!(mm.starts_with("enable f16;"), f16);
+                let stray = |s: &str| s.lines().any(|l| l.trim_start().starts_with('#'));
+                assert!(!stray(&mv) && !stray(&mm), "{ty}: preprocessor left-overs");
+            }
+            assert!(get_rows(ty).unwrap().contains("fn dq8"));
+        }
+        assert!(matvec("Q8_1", &MatVariant::default()).is_none());
+    }
+
+    #[test]
+    fn groups_stay_within_limits() {
+        // Gemma 3's 262144-row output head, one token and a long prompt.
+        for (rows, n) in [(262144, 1), (262144, 512), (1, 1), (600_000, 3), (u32::MAX, 1)] {
+            for (x, y, z) in [matvec_groups(rows, n), matmul_groups(rows, n)] {
+                assert!(x <= MAX_GROUPS && y <= MAX_GROUPS && z <= MAX_GROUPS, "{rows} {n}");
+            }
+        }
+        let (x, y, _) = matvec_groups(600_000, 1);
+        assert!(x as u64 * y as u64 * 8 >= 600_000);
+        assert_eq!(matvec_groups(7, 17), (1, 1, 3));
+        assert_eq!(matmul_groups(257, 64), (5, 1, 1));
+        assert_eq!(get_rows_groups(2560, 70000), (5, 65535, 2));
+    }
+}

@@ -1,0 +1,324 @@
+// Shared dequantization for the quantized matvec / matmul / get_rows kernels.
+//
+// The weights binding `W` holds raw GGUF bytes (whole rows, GGUF block layout unchanged)
+// as array<u32>. Blocks of 18, 22, 34, 110 ... bytes leave rows and fields only 2-byte
+// aligned, so fields are read as words and shifted (`ld4`, `ld8`); f16 scales go through
+// unpack2x16float, which needs no shader-f16.
+//
+// Every type exposes one function, `dq8(rb, g, cols)`: the f32 weights of columns
+// 8g .. 8g+8 of the row whose first byte is `rb`. Eight *consecutive* columns per call
+// keep the activation loads contiguous and let matvec, matmul and get_rows share the
+// code; for types whose bytes interleave (Q4_0's low/high nibbles, Q6_K's halves) two
+// neighbouring calls read the same word, which stays in L1 (lanes of one wave read one
+// block together), so DRAM traffic is unchanged.
+//
+// The Rust side prepends `const BS` (elements per block), `const TS` (bytes per block)
+// and the `#if T_<TYPE>` define (plus IQ4 / KSCALE for the helpers two types share).
+
+struct W8 { a: vec4<f32>, b: vec4<f32> }
+
+// A u32 starting at byte `b` (any alignment; the word after is read only when needed).
+fn ld4(b: u32) -> u32 {
+    let i = b >> 2u;
+    let s = (b & 3u) * 8u;
+    if (s == 0u) { return W[i]; }
+    return (W[i] >> s) | (W[i + 1u] << (32u - s));
+}
+
+// Eight bytes starting at byte `b`.
+fn ld8(b: u32) -> vec2<u32> {
+    let i = b >> 2u;
+    let s = (b & 3u) * 8u;
+    let w0 = W[i];
+    let w1 = W[i + 1u];
+    if (s == 0u) { return vec2<u32>(w0, w1); }
+    let w2 = W[i + 2u];
+    return vec2<u32>((w0 >> s) | (w1 << (32u - s)), (w1 >> s) | (w2 << (32u - s)));
+}
+
+// One byte.
+fn ld1(b: u32) -> u32 {
+    return (W[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
+}
+
+// The f16 at (2-byte aligned) byte `b`, as f32.
+fn ldh(b: u32) -> f32 {
+    return unpack2x16float(W[b >> 2u])[(b >> 1u) & 1u];
+}
+
+// Field `(byte >> sh) & mask` of each of the four bytes of `w`.
+fn fld(w: u32, sh: u32, mask: u32) -> vec4<u32> {
+    return (vec4<u32>(w) >> (vec4<u32>(0u, 8u, 16u, 24u) + vec4<u32>(sh))) & vec4<u32>(mask);
+}
+
+// Bits i .. i+4 of `v`, one per lane.
+fn bits4(v: u32, i: u32) -> vec4<u32> {
+    return (vec4<u32>(v) >> (vec4<u32>(0u, 1u, 2u, 3u) + vec4<u32>(i))) & vec4<u32>(1u);
+}
+
+// The four bytes of `w` as signed values.
+fn sbytes(w: u32) -> vec4<f32> {
+    return vec4<f32>((vec4<i32>(bitcast<i32>(w)) << vec4<u32>(24u, 16u, 8u, 0u)) >> vec4<u32>(24u));
+}
+
+fn uf(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(v); }
+
+// Bytes of one row.
+fn row_bytes(cols: u32) -> u32 { return (cols / BS) * TS; }
+
+#if IQ4
+// The 16 IQ4 levels as packed i8s; vector indexing compiles to selects, not memory.
+const IQ4_LEVELS = vec4<u32>(0xbfad9881u, 0xf6eaddcfu, 0x26190d01u, 0x71594535u);
+fn lv4(q: vec4<u32>) -> vec4<f32> {
+    var r: vec4<f32>;
+    for (var k = 0u; k < 4u; k++) {
+        let w = IQ4_LEVELS[q[k] >> 2u];
+        r[k] = f32(bitcast<i32>(w << (24u - 8u * (q[k] & 3u))) >> 24u);
+    }
+    return r;
+}
+#endif
+
+#if KSCALE
+// Scale and min of sub-block j (0..8) from the 12 packed bytes at `s` (Q4_K, Q5_K).
+fn kscale(s: u32, j: u32) -> vec2<f32> {
+    if (j < 4u) { return vec2<f32>(f32(ld1(s + j) & 63u), f32(ld1(s + 4u + j) & 63u)); }
+    let k = j - 4u;
+    let x = ld1(s + 8u + k);
+    return vec2<f32>(f32((x & 15u) | ((ld1(s + k) >> 2u) & 0x30u)),
+                     f32((x >> 4u) | ((ld1(s + 4u + k) >> 2u) & 0x30u)));
+}
+#endif
+
+#if T_F32
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let c = 8u * g;
+    let i = (rb >> 2u) + c;
+    var v = array<f32, 8>();
+    for (var k = 0u; k < 8u; k++) {
+        if (c + k < cols) { v[k] = bitcast<f32>(W[i + k]); }
+    }
+    return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
+}
+#endif
+
+#if T_F16
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let c = 8u * g;
+    let p = ld8(rb + 2u * c);
+    let q = ld8(rb + 2u * c + 8u);
+    let a = vec4<f32>(unpack2x16float(p.x), unpack2x16float(p.y));
+    let b = vec4<f32>(unpack2x16float(q.x), unpack2x16float(q.y));
+    // Past the row end (cols not a multiple of 8) the bytes belong to the next row.
+    let ka = vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u);
+    return W8(select(vec4<f32>(0.0), a, ka < vec4<u32>(cols)),
+              select(vec4<f32>(0.0), b, ka + vec4<u32>(4u) < vec4<u32>(cols)));
+}
+#endif
+
+#if T_BF16
+fn bf2(w: u32) -> vec2<f32> {
+    return vec2<f32>(bitcast<f32>(w << 16u), bitcast<f32>(w & 0xffff0000u));
+}
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let c = 8u * g;
+    let p = ld8(rb + 2u * c);
+    let q = ld8(rb + 2u * c + 8u);
+    let a = vec4<f32>(bf2(p.x), bf2(p.y));
+    let b = vec4<f32>(bf2(q.x), bf2(q.y));
+    let ka = vec4<u32>(c) + vec4<u32>(0u, 1u, 2u, 3u);
+    return W8(select(vec4<f32>(0.0), a, ka < vec4<u32>(cols)),
+              select(vec4<f32>(0.0), b, ka + vec4<u32>(4u) < vec4<u32>(cols)));
+}
+#endif
+
+#if T_Q4_0
+// 18 bytes: f16 d, 16 bytes of nibbles (low nibbles: elements 0..16, high: 16..32).
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let j = g & 3u;
+    let d = ldh(base);
+    let q = ld8(base + 2u + 8u * (j & 1u));
+    let sh = 4u * (j >> 1u);
+    return W8(d * (uf(fld(q.x, sh, 15u)) - 8.0), d * (uf(fld(q.y, sh, 15u)) - 8.0));
+}
+#endif
+
+#if T_Q4_1
+// 20 bytes: f16 d, f16 m, nibbles as Q4_0; x = d*q + m.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let j = g & 3u;
+    let dm = unpack2x16float(ld4(base));
+    let q = ld8(base + 4u + 8u * (j & 1u));
+    let sh = 4u * (j >> 1u);
+    return W8(dm.x * uf(fld(q.x, sh, 15u)) + dm.y, dm.x * uf(fld(q.y, sh, 15u)) + dm.y);
+}
+#endif
+
+#if T_Q5_0
+// 22 bytes: f16 d, u32 of fifth bits (bit e for element e), nibbles as Q4_0; x = d*(q-16).
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let j = g & 3u;
+    let d = ldh(base);
+    let qh = ld4(base + 2u);
+    let q = ld8(base + 6u + 8u * (j & 1u));
+    let sh = 4u * (j >> 1u);
+    let a = fld(q.x, sh, 15u) | (bits4(qh, 8u * j) << vec4<u32>(4u));
+    let b = fld(q.y, sh, 15u) | (bits4(qh, 8u * j + 4u) << vec4<u32>(4u));
+    return W8(d * (uf(a) - 16.0), d * (uf(b) - 16.0));
+}
+#endif
+
+#if T_Q5_1
+// 24 bytes: f16 d, f16 m, u32 of fifth bits, nibbles; x = d*q + m.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let j = g & 3u;
+    let dm = unpack2x16float(ld4(base));
+    let qh = ld4(base + 4u);
+    let q = ld8(base + 8u + 8u * (j & 1u));
+    let sh = 4u * (j >> 1u);
+    let a = fld(q.x, sh, 15u) | (bits4(qh, 8u * j) << vec4<u32>(4u));
+    let b = fld(q.y, sh, 15u) | (bits4(qh, 8u * j + 4u) << vec4<u32>(4u));
+    return W8(dm.x * uf(a) + dm.y, dm.x * uf(b) + dm.y);
+}
+#endif
+
+#if T_Q8_0
+// 34 bytes: f16 d, 32 i8; x = d*q.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let d = ldh(base);
+    let q = ld8(base + 2u + 8u * (g & 3u));
+    return W8(d * sbytes(q.x), d * sbytes(q.y));
+}
+#endif
+
+#if T_IQ4_NL
+// 18 bytes: f16 d, nibbles as Q4_0 indexing the non-linear levels; x = d*level.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 2u) * TS;
+    let j = g & 3u;
+    let d = ldh(base);
+    let q = ld8(base + 2u + 8u * (j & 1u));
+    let sh = 4u * (j >> 1u);
+    return W8(d * lv4(fld(q.x, sh, 15u)), d * lv4(fld(q.y, sh, 15u)));
+}
+#endif
+
+#if T_Q2_K
+// 84 bytes: 16 scale bytes (low nibble scale, high nibble min per 16 elements), 64 bytes
+// of 2-bit quants (element e: bits 2*((e%128)/32) of byte 32*(e/128) + e%32), f16 d,
+// f16 dmin; x = (d*sc)*q - dmin*m.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let dd = unpack2x16float(ld4(base + 80u));
+    let s = ld1(base + (e >> 4u));
+    let dl = dd.x * f32(s & 15u);
+    let ml = dd.y * f32(s >> 4u);
+    let q = ld8(base + 16u + 32u * (e >> 7u) + (e & 31u));
+    let sh = 2u * ((e & 127u) >> 5u);
+    return W8(dl * uf(fld(q.x, sh, 3u)) - ml, dl * uf(fld(q.y, sh, 3u)) - ml);
+}
+#endif
+
+#if T_Q3_K
+// 110 bytes: 32 bytes of high bits (element e: bit e/32 of byte e%32; clear means -4),
+// 64 bytes of 2-bit quants (as Q2_K), 12 bytes of sixteen 6-bit scales (bias 32), f16 d.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let d = ldh(base + 108u);
+    let i = e >> 4u;
+    let lo = (ld1(base + 96u + (i & 7u)) >> (4u * (i >> 3u))) & 15u;
+    let hi = (ld1(base + 104u + (i & 3u)) >> (2u * (i >> 2u))) & 3u;
+    let dl = d * (f32(lo | (hi << 4u)) - 32.0);
+    let hm = ld8(base + (e & 31u));
+    let q = ld8(base + 32u + 32u * (e >> 7u) + (e & 31u));
+    let sh = 2u * ((e & 127u) >> 5u);
+    let hb = e >> 5u;
+    let a = uf(fld(q.x, sh, 3u)) - 4.0 * uf(vec4<u32>(1u) - fld(hm.x, hb, 1u));
+    let b = uf(fld(q.y, sh, 3u)) - 4.0 * uf(vec4<u32>(1u) - fld(hm.y, hb, 1u));
+    return W8(dl * a, dl * b);
+}
+#endif
+
+#if T_Q4_K
+// 144 bytes: f16 d, f16 dmin, 12 bytes of 6-bit scales/mins, 128 bytes of nibbles
+// (sub-block j of 32 uses nibble j%2 of bytes 32*(j/2)..); x = (d*sc)*q - dmin*m.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let dd = unpack2x16float(ld4(base));
+    let j = e >> 5u;
+    let sm = kscale(base + 4u, j);
+    let dl = dd.x * sm.x;
+    let ml = dd.y * sm.y;
+    let q = ld8(base + 16u + 32u * (j >> 1u) + (e & 31u));
+    let sh = 4u * (j & 1u);
+    return W8(dl * uf(fld(q.x, sh, 15u)) - ml, dl * uf(fld(q.y, sh, 15u)) - ml);
+}
+#endif
+
+#if T_Q5_K
+// 176 bytes: as Q4_K plus 32 bytes of fifth bits (element e: bit e/32 of byte e%32).
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let dd = unpack2x16float(ld4(base));
+    let j = e >> 5u;
+    let sm = kscale(base + 4u, j);
+    let dl = dd.x * sm.x;
+    let ml = dd.y * sm.y;
+    let hm = ld8(base + 16u + (e & 31u));
+    let q = ld8(base + 48u + 32u * (j >> 1u) + (e & 31u));
+    let sh = 4u * (j & 1u);
+    let a = fld(q.x, sh, 15u) | (fld(hm.x, j, 1u) << vec4<u32>(4u));
+    let b = fld(q.y, sh, 15u) | (fld(hm.y, j, 1u) << vec4<u32>(4u));
+    return W8(dl * uf(a) - ml, dl * uf(b) - ml);
+}
+#endif
+
+#if T_Q6_K
+// 210 bytes: 128 bytes of low nibbles, 64 of high 2-bit pairs, 16 i8 scales, f16 d.
+// In half h, element i takes nibble i/64 of ql[64h + i%64] and bits 2*(i/32) of
+// qh[32h + i%32]; x = (d*sc)*(q-32).
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let d = ldh(base + 208u);
+    let sc = bitcast<i32>(ld1(base + 192u + (e >> 4u)) << 24u) >> 24u;
+    let dl = d * f32(sc);
+    let h = e >> 7u;
+    let i = e & 127u;
+    let ql = ld8(base + 64u * h + (i & 63u));
+    let qh = ld8(base + 128u + 32u * h + (i & 31u));
+    let sl = 4u * (i >> 6u);
+    let shh = 2u * (i >> 5u);
+    let a = fld(ql.x, sl, 15u) | (fld(qh.x, shh, 3u) << vec4<u32>(4u));
+    let b = fld(ql.y, sl, 15u) | (fld(qh.y, shh, 3u) << vec4<u32>(4u));
+    return W8(dl * (uf(a) - 32.0), dl * (uf(b) - 32.0));
+}
+#endif
+
+#if T_IQ4_XS
+// 136 bytes: f16 d, u16 of high scale bits, 4 bytes of low scale nibbles, 128 bytes of
+// nibbles (sub-block j: bytes 16j..16j+16, low nibbles first); x = (d*(sc-32))*level.
+fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
+    let base = rb + (g >> 5u) * TS;
+    let e = 8u * (g & 31u);
+    let w0 = ld4(base);
+    let d = unpack2x16float(w0).x;
+    let j = e >> 5u;
+    let lo = (ld1(base + 4u + (j >> 1u)) >> (4u * (j & 1u))) & 15u;
+    let hi = (w0 >> (16u + 2u * j)) & 3u;
+    let dl = d * (f32(lo | (hi << 4u)) - 32.0);
+    let l = e & 31u;
+    let q = ld8(base + 8u + 16u * j + (l & 15u));
+    let sh = 4u * (l >> 4u);
+    return W8(dl * lv4(fld(q.x, sh, 15u)), dl * lv4(fld(q.y, sh, 15u)));
+}
+#endif

@@ -5,6 +5,7 @@
 //! blocks whose NAME is defined, so one source serves every variant. (naga does not yet
 //! accept every `enable` directive browsers require, another reason to keep this step.)
 
+pub mod ops;
 pub mod quant;
 
 /// Keep the lines of `#if NAME … #else … #endif` blocks that `defines` selects
@@ -44,7 +45,8 @@ mod tests {
 
     #[test]
     fn selects_branches() {
-        let src = "a\n#if F16\nb\n#if X\nc\n#else\nd\n#endif\n#else\ne\n#endif\n#if !F16\nf\n#endif\ng\n";
+        let src =
+            "a\n#if F16\nb\n#if X\nc\n#else\nd\n#endif\n#else\ne\n#endif\n#if !F16\nf\n#endif\ng\n";
         assert_eq!(preprocess(src, &["F16"]), "a\nb\nd\ng\n");
         assert_eq!(preprocess(src, &["F16", "X"]), "a\nb\nc\ng\n");
         assert_eq!(preprocess(src, &[]), "a\ne\nf\ng\n");

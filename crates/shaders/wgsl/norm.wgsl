@@ -1,0 +1,66 @@
+// RMSNorm over rows: out_row = x_row / sqrt(mean(x_row^2) + eps) * weight.
+// One workgroup per row; the sum of squares is reduced through workgroup memory so the
+// kernel needs no subgroups. Rows are addressed as offset + row * stride so the engine
+// can normalise just the last token, or rows inside a larger activation buffer.
+// INPLACE: one read_write buffer (per-head Q/K norms): WebGPU forbids binding one buffer
+// to a read and a read_write binding of the same dispatch.
+
+struct Params {
+    n: u32,          // row length (elements)
+    n_rows: u32,
+    eps: f32,
+    x_offset: u32,   // first element of row 0 in x
+    out_offset: u32, // first element of row 0 in out (ignored in place)
+    x_stride: u32,   // elements between rows of x
+    out_stride: u32, // elements between rows of out (ignored in place)
+    _pad: u32,
+}
+
+#if INPLACE
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+#else
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> weight: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+#endif
+
+const WG: u32 = 256u;
+var<workgroup> partial: array<f32, WG>;
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+        @builtin(local_invocation_index) lid: u32) {
+    let row = wid.x + wid.y * nwg.x;
+    // Uniform control flow: a whole workgroup leaves together.
+    if (row >= p.n_rows) {
+        return;
+    }
+    let xb = p.x_offset + row * p.x_stride;
+    var acc = 0.0;
+    for (var i = lid; i < p.n; i += WG) {
+        let v = x[xb + i];
+        acc += v * v;
+    }
+    partial[lid] = acc;
+    workgroupBarrier();
+    for (var s = WG / 2u; s > 0u; s >>= 1u) {
+        if (lid < s) {
+            partial[lid] += partial[lid + s];
+        }
+        workgroupBarrier();
+    }
+    let scale = inverseSqrt(partial[0] / f32(p.n) + p.eps);
+#if INPLACE
+    for (var i = lid; i < p.n; i += WG) {
+        x[xb + i] = x[xb + i] * scale * weight[i];
+    }
+#else
+    let ob = p.out_offset + row * p.out_stride;
+    for (var i = lid; i < p.n; i += WG) {
+        out[ob + i] = x[xb + i] * scale * weight[i];
+    }
+#endif
+}

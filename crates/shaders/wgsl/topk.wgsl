@@ -1,0 +1,112 @@
+// The k (<= 64) largest logits as (id, logit) pairs, sorted descending, ties to the lower
+// id (as sampling::top_k), so a sampler reads back 2k words instead of the vocabulary.
+//   main (default)  bindings 0 logits, 1 out (rw), 2 params: workgroup w keeps the top k
+//                   of logits [w * span, (w + 1) * span), span = ceil(n / n_groups), and
+//                   writes them sorted to out[2k * (1 + w) ..][..2k].
+//   MERGE           bindings 0 out (rw), 1 params: one workgroup merges the n_groups
+//                   lists into out[0 .. 2k].
+// Each pair is [id, bitcast<u32>(logit)]; `out` must hold 2k * (1 + n_groups) words.
+//
+// Method: a 1024-slot buffer in workgroup memory; each round keeps the current best k in
+// slots [0, k), loads the next 1024 - k candidates behind them, and bitonic-sorts all 1024
+// (8 KiB of workgroup memory, 2 compare-exchanges per invocation per stage, no subgroups).
+
+struct Params {
+    n: u32,
+    logits_offset: u32, // first logit (element index)
+    k: u32,             // 1 ..= 64, and <= n
+    n_groups: u32,      // workgroups of the first pass
+}
+
+const WG: u32 = 256u;
+const SLOTS: u32 = 1024u;
+const NONE: u32 = 0xffffffffu;
+
+#if MERGE
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<uniform> p: Params;
+#else
+@group(0) @binding(0) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read_write> out: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+#endif
+
+var<workgroup> kv: array<f32, SLOTS>;
+var<workgroup> ki: array<u32, SLOTS>;
+
+// Does slot a come before slot b? Larger value, then lower id; empty slots last.
+fn ahead(a: u32, b: u32) -> bool {
+    let ia = ki[a];
+    let ib = ki[b];
+    if (ia == NONE) {
+        return false;
+    }
+    return ib == NONE || kv[a] > kv[b] || (kv[a] == kv[b] && ia < ib);
+}
+
+@compute @workgroup_size(256)
+fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+    let k = p.k;
+#if MERGE
+    let start = 0u;
+    let end = p.n_groups * k;
+#else
+    let span = (p.n + p.n_groups - 1u) / p.n_groups;
+    let start = min(wid.x * span, p.n);
+    let end = min(start + span, p.n);
+#endif
+    for (var s = lid; s < k; s += WG) {
+        ki[s] = NONE;
+        kv[s] = 0.0;
+    }
+    let fresh = SLOTS - k;
+    let rounds = (end - start + fresh - 1u) / fresh;
+    for (var round = 0u; round < rounds; round++) {
+        let first = start + round * fresh;
+        for (var s = k + lid; s < SLOTS; s += WG) {
+            let e = first + s - k;
+            var id = NONE;
+            var v = 0.0;
+            if (e < end) {
+#if MERGE
+                id = out[2u * k + 2u * e];
+                v = bitcast<f32>(out[2u * k + 2u * e + 1u]);
+#else
+                id = e;
+                v = logits[p.logits_offset + e];
+#endif
+            }
+            ki[s] = id;
+            kv[s] = v;
+        }
+        workgroupBarrier();
+        for (var size = 2u; size <= SLOTS; size <<= 1u) {
+            for (var stride = size / 2u; stride > 0u; stride >>= 1u) {
+                for (var t = lid; t < SLOTS / 2u; t += WG) {
+                    let i = 2u * stride * (t / stride) + t % stride;
+                    let j = i + stride;
+                    // Blocks with (i & size) == 0 sort best-first, the others worst-first.
+                    let desc = (i & size) == 0u;
+                    if (select(ahead(i, j), ahead(j, i), desc)) {
+                        let tv = kv[i];
+                        kv[i] = kv[j];
+                        kv[j] = tv;
+                        let ti = ki[i];
+                        ki[i] = ki[j];
+                        ki[j] = ti;
+                    }
+                }
+                workgroupBarrier();
+            }
+        }
+    }
+#if MERGE
+    let dst = 0u;
+#else
+    let dst = 2u * k * (1u + wid.x);
+#endif
+    for (var s = lid; s < k; s += WG) {
+        out[dst + 2u * s] = ki[s];
+        out[dst + 2u * s + 1u] = bitcast<u32>(kv[s]);
+    }
+}

@@ -35,7 +35,8 @@
 //! range (±65504) would overflow that variant; matmul inputs are normed activations.
 //!
 //! Columns must be a whole number of blocks (GGUF guarantees it); the float types
-//! (F32, F16, BF16) take any column count.
+//! (F32, F16, BF16) take any column count. Byte offsets inside a weights chunk are u32,
+//! so a chunk must stay under 4 GiB (the WebGPU binding limit is 128 MiB anyway).
 
 /// Weight types with GPU kernels, named as llama.cpp names them.
 pub const QUANT_TYPES: &[&str] = &[

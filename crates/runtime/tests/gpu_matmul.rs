@@ -65,7 +65,11 @@ fn random_rows(ty: &str, rows: usize, cols: usize, rng: &mut Rng) -> Vec<u8> {
     let n = rows * cols;
     match ty {
         "F32" => return (0..n).flat_map(|_| rng.f().to_le_bytes()).collect(),
-        "F16" => return (0..n).flat_map(|_| f32_to_f16(rng.f()).to_le_bytes()).collect(),
+        "F16" => {
+            return (0..n)
+                .flat_map(|_| f32_to_f16(rng.f()).to_le_bytes())
+                .collect()
+        }
         "BF16" => {
             return (0..n)
                 .flat_map(|_| ((rng.f().to_bits() >> 16) as u16).to_le_bytes())
@@ -91,7 +95,12 @@ fn dequant_rows(ty: &str, w: &[u8], rows: usize, cols: usize) -> Vec<f32> {
     let mut out = vec![0f32; rows * cols];
     let rb = w.len() / rows;
     for r in 0..rows {
-        dequantize(gg(ty), &w[r * rb..(r + 1) * rb], &mut out[r * cols..(r + 1) * cols]).unwrap();
+        dequantize(
+            gg(ty),
+            &w[r * rb..(r + 1) * rb],
+            &mut out[r * cols..(r + 1) * cols],
+        )
+        .unwrap();
     }
     out
 }
@@ -110,13 +119,83 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
-    Case { rows: 1, blocks: 1, float_cols: 1, n: 1, accumulate: false, x_offset: 0, x_pad: 0, y_offset: 0, y_pad: 0 },
-    Case { rows: 7, blocks: 3, float_cols: 37, n: 2, accumulate: true, x_offset: 5, x_pad: 3, y_offset: 2, y_pad: 5 },
-    Case { rows: 33, blocks: 1, float_cols: 8, n: 5, accumulate: false, x_offset: 1, x_pad: 1, y_offset: 3, y_pad: 7 },
-    Case { rows: 257, blocks: 2, float_cols: 93, n: 17, accumulate: true, x_offset: 7, x_pad: 9, y_offset: 11, y_pad: 43 },
-    Case { rows: 33, blocks: 4, float_cols: 256, n: 64, accumulate: false, x_offset: 0, x_pad: 2, y_offset: 1, y_pad: 0 },
-    Case { rows: 257, blocks: 1, float_cols: 61, n: 64, accumulate: true, x_offset: 3, x_pad: 0, y_offset: 0, y_pad: 1 },
-    Case { rows: 7, blocks: 2, float_cols: 15, n: 8, accumulate: true, x_offset: 0, x_pad: 0, y_offset: 0, y_pad: 0 },
+    Case {
+        rows: 1,
+        blocks: 1,
+        float_cols: 1,
+        n: 1,
+        accumulate: false,
+        x_offset: 0,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 0,
+    },
+    Case {
+        rows: 7,
+        blocks: 3,
+        float_cols: 37,
+        n: 2,
+        accumulate: true,
+        x_offset: 5,
+        x_pad: 3,
+        y_offset: 2,
+        y_pad: 5,
+    },
+    Case {
+        rows: 33,
+        blocks: 1,
+        float_cols: 8,
+        n: 5,
+        accumulate: false,
+        x_offset: 1,
+        x_pad: 1,
+        y_offset: 3,
+        y_pad: 7,
+    },
+    Case {
+        rows: 257,
+        blocks: 2,
+        float_cols: 93,
+        n: 17,
+        accumulate: true,
+        x_offset: 7,
+        x_pad: 9,
+        y_offset: 11,
+        y_pad: 43,
+    },
+    Case {
+        rows: 33,
+        blocks: 4,
+        float_cols: 256,
+        n: 64,
+        accumulate: false,
+        x_offset: 0,
+        x_pad: 2,
+        y_offset: 1,
+        y_pad: 0,
+    },
+    Case {
+        rows: 257,
+        blocks: 1,
+        float_cols: 61,
+        n: 64,
+        accumulate: true,
+        x_offset: 3,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 1,
+    },
+    Case {
+        rows: 7,
+        blocks: 2,
+        float_cols: 15,
+        n: 8,
+        accumulate: true,
+        x_offset: 0,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 0,
+    },
 ];
 
 /// Run one case of `kernel`; `Err` describes the first mismatch.
@@ -132,23 +211,42 @@ fn run_case(
     rng: &mut Rng,
 ) -> Result<(), String> {
     let block = gg(ty).block_size() as usize;
-    let cols = if is_float(ty) { c.float_cols } else { c.blocks * block };
+    let cols = if is_float(ty) {
+        c.float_cols
+    } else {
+        c.blocks * block
+    };
     let w = random_rows(ty, c.rows, cols, rng);
     let wf = dequant_rows(ty, &w, c.rows, cols);
     let x_stride = cols + c.x_pad;
     let y_stride = c.rows + c.y_pad;
-    let x: Vec<f32> = (0..c.x_offset + c.n * x_stride + 3).map(|_| rng.f()).collect();
-    let y0: Vec<f32> = (0..c.y_offset + c.n * y_stride + 5).map(|_| rng.f()).collect();
+    let x: Vec<f32> = (0..c.x_offset + c.n * x_stride + 3)
+        .map(|_| rng.f())
+        .collect();
+    let y0: Vec<f32> = (0..c.y_offset + c.n * y_stride + 5)
+        .map(|_| rng.f())
+        .collect();
     let params = [
-        c.rows, cols, c.n, c.x_offset, x_stride, c.y_offset, y_stride, c.accumulate as usize,
+        c.rows,
+        cols,
+        c.n,
+        c.x_offset,
+        x_stride,
+        c.y_offset,
+        y_stride,
+        c.accumulate as usize,
     ]
     .map(|v| v as u32);
     let wb = ctx.storage_init("w", &w);
     let xb = ctx.storage_init("x", &f32_bytes(&x));
     let yb = ctx.storage_init("y", &f32_bytes(&y0));
     let pb = ctx.uniform_init("p", &u32_bytes(&params));
-    ctx.run_once(kernel, &[&wb, &xb, &yb, &pb], groups(c.rows as u32, c.n as u32))
-        .map_err(|e| e.to_string())?;
+    ctx.run_once(
+        kernel,
+        &[&wb, &xb, &yb, &pb],
+        groups(c.rows as u32, c.n as u32),
+    )
+    .map_err(|e| e.to_string())?;
     let y = ctx.read_f32(&yb).map_err(|e| e.to_string())?;
     let mut want: Vec<f64> = y0.iter().map(|&v| v as f64).collect();
     let mut bound = vec![0f64; want.len()];
@@ -181,14 +279,27 @@ fn run_case(
 fn check_device(opts: DeviceOptions, seed: u64) {
     let ctx = GpuContext::new_blocking(&opts).expect("a device (install mesa-vulkan-drivers)");
     let v = MatVariant { f16: ctx.caps.f16 };
-    eprintln!("{} ({}), f16 {}", ctx.caps.adapter_name, ctx.caps.backend, v.f16);
+    eprintln!(
+        "{} ({}), f16 {}",
+        ctx.caps.adapter_name, ctx.caps.backend, v.f16
+    );
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
     let start = std::time::Instant::now();
     for ty in QUANT_TYPES {
         let kernels = [
-            ("matvec", matvec(ty, &v).unwrap(), matvec_groups as fn(u32, u32) -> _, false),
-            ("matmul", matmul(ty, &v).unwrap(), matmul_groups as fn(u32, u32) -> _, v.f16),
+            (
+                "matvec",
+                matvec(ty, &v).unwrap(),
+                matvec_groups as fn(u32, u32) -> _,
+                false,
+            ),
+            (
+                "matmul",
+                matmul(ty, &v).unwrap(),
+                matmul_groups as fn(u32, u32) -> _,
+                v.f16,
+            ),
         ];
         for (name, src, groups, f16) in kernels {
             let k = match ctx.compile(&format!("{name}_{ty}"), &src) {
@@ -208,7 +319,12 @@ fn check_device(opts: DeviceOptions, seed: u64) {
         }
     }
     eprintln!("{:?}: {:.1} s", opts, start.elapsed().as_secs_f64());
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -218,13 +334,23 @@ fn matvec_matmul_default_device() {
 
 #[test]
 fn matvec_matmul_no_f16() {
-    check_device(DeviceOptions { no_f16: true, ..Default::default() }, 2);
+    check_device(
+        DeviceOptions {
+            no_f16: true,
+            ..Default::default()
+        },
+        2,
+    );
 }
 
 #[test]
 fn matvec_matmul_webgpu_default_limits() {
     check_device(
-        DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() },
+        DeviceOptions {
+            webgpu_default_limits: true,
+            no_f16: true,
+            ..Default::default()
+        },
         3,
     );
 }
@@ -233,12 +359,31 @@ fn matvec_matmul_webgpu_default_limits() {
 /// Gemma 3 needs 32768; this checks the second dimension's indexing).
 #[test]
 fn matvec_rows_beyond_one_grid_dimension() {
-    let opts = DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() };
+    let opts = DeviceOptions {
+        webgpu_default_limits: true,
+        no_f16: true,
+        ..Default::default()
+    };
     let ctx = GpuContext::new_blocking(&opts).unwrap();
-    let k = ctx.compile("matvec_Q8_0", &matvec("Q8_0", &MatVariant::default()).unwrap()).unwrap();
+    let k = ctx
+        .compile(
+            "matvec_Q8_0",
+            &matvec("Q8_0", &MatVariant::default()).unwrap(),
+        )
+        .unwrap();
     let groups = matvec_groups(65535 * 8 + 9, 1);
     assert!(groups.1 > 1, "{groups:?}");
-    let c = Case { rows: 65535 * 8 + 9, blocks: 1, float_cols: 0, n: 1, accumulate: false, x_offset: 0, x_pad: 0, y_offset: 0, y_pad: 0 };
+    let c = Case {
+        rows: 65535 * 8 + 9,
+        blocks: 1,
+        float_cols: 0,
+        n: 1,
+        accumulate: false,
+        x_offset: 0,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 0,
+    };
     run_case(&ctx, &k, matvec_groups, "Q8_0", &c, 1e-5, 0.0, &mut Rng(4)).unwrap();
 }
 
@@ -260,11 +405,17 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
                 continue;
             }
         };
-        let cols = if is_float(ty) { 45 } else { 2 * gg(ty).block_size() as usize };
+        let cols = if is_float(ty) {
+            45
+        } else {
+            2 * gg(ty).block_size() as usize
+        };
         let w = random_rows(ty, vocab, cols, &mut rng);
         let wf = dequant_rows(ty, &w, vocab, cols);
         let rb = w.len() / vocab;
-        let out0: Vec<f32> = (0..out_offset + n * cols + 4).map(|i| -1000.0 - i as f32).collect();
+        let out0: Vec<f32> = (0..out_offset + n * cols + 4)
+            .map(|i| -1000.0 - i as f32)
+            .collect();
         let ob = ctx.storage_init("out", &f32_bytes(&out0));
         let idb = ctx.storage_init("ids", &u32_bytes(&ids));
         // The table in two chunks, each its own buffer, as a >128 MiB table is split.
@@ -274,8 +425,12 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
             p.extend(scale.to_le_bytes());
             p.extend(u32_bytes(&[out_offset as u32, 0, 0]));
             let pb = ctx.uniform_init("p", &p);
-            ctx.run_once(&k, &[&wb, &idb, &ob, &pb], get_rows_groups(cols as u32, n as u32))
-                .unwrap();
+            ctx.run_once(
+                &k,
+                &[&wb, &idb, &ob, &pb],
+                get_rows_groups(cols as u32, n as u32),
+            )
+            .unwrap();
         }
         let out = ctx.read_f32(&ob).unwrap();
         let mut want = out0.clone();
@@ -290,7 +445,12 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
             failures.push(format!("{ty}: out[{i}] = {}, want {}", out[i], want[i]));
         }
     }
-    assert!(failures.is_empty(), "{} failures:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -300,10 +460,23 @@ fn get_rows_default_device() {
 
 #[test]
 fn get_rows_no_f16() {
-    check_get_rows(DeviceOptions { no_f16: true, ..Default::default() }, 6);
+    check_get_rows(
+        DeviceOptions {
+            no_f16: true,
+            ..Default::default()
+        },
+        6,
+    );
 }
 
 #[test]
 fn get_rows_webgpu_default_limits() {
-    check_get_rows(DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() }, 7);
+    check_get_rows(
+        DeviceOptions {
+            webgpu_default_limits: true,
+            no_f16: true,
+            ..Default::default()
+        },
+        7,
+    );
 }

@@ -35,12 +35,13 @@
 //! range (±65504) would overflow that variant; matmul inputs are normed activations.
 //!
 //! Columns must be a whole number of blocks (GGUF guarantees it); the float types
-//! (F32, F16, BF16) take any column count.
+//! (F32, F16, BF16) take any column count. Byte offsets inside a weights chunk are u32,
+//! so a chunk must stay under 4 GiB (the WebGPU binding limit is 128 MiB anyway).
 
 /// Weight types with GPU kernels, named as llama.cpp names them.
 pub const QUANT_TYPES: &[&str] = &[
-    "F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K",
-    "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+    "F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K",
+    "Q6_K", "IQ4_NL", "IQ4_XS",
 ];
 
 /// Which optional device features a specialisation may use.
@@ -172,9 +173,18 @@ mod tests {
     #[test]
     fn groups_stay_within_limits() {
         // Gemma 3's 262144-row output head, one token and a long prompt.
-        for (rows, n) in [(262144, 1), (262144, 512), (1, 1), (600_000, 3), (u32::MAX, 1)] {
+        for (rows, n) in [
+            (262144, 1),
+            (262144, 512),
+            (1, 1),
+            (600_000, 3),
+            (u32::MAX, 1),
+        ] {
             for (x, y, z) in [matvec_groups(rows, n), matmul_groups(rows, n)] {
-                assert!(x <= MAX_GROUPS && y <= MAX_GROUPS && z <= MAX_GROUPS, "{rows} {n}");
+                assert!(
+                    x <= MAX_GROUPS && y <= MAX_GROUPS && z <= MAX_GROUPS,
+                    "{rows} {n}"
+                );
             }
         }
         let (x, y, _) = matvec_groups(600_000, 1);

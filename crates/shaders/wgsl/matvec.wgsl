@@ -72,8 +72,11 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     for (var s = LANES / 2u; s > 0u; s >>= 1u) {
         if (lane < s) {
             for (var t = 0u; t < TOK; t++) {
-                let i = (t * ROWS + rl) * LANES + lane;
-                red[i] += red[i + s];
+                // Only live tokens: decode (one token) does 1/8 of the traffic.
+                if (t < nt) {
+                    let i = (t * ROWS + rl) * LANES + lane;
+                    red[i] += red[i + s];
+                }
             }
         }
         workgroupBarrier();

@@ -564,6 +564,8 @@ fn argmax_first_max_over_262144() {
         let mut last_max = rng.vec(10_000, 1.0);
         last_max[9_999] = 2.0;
         cases.push((last_max, 0));
+        // Again, timed without the lazy pipeline JIT of the first dispatch.
+        cases.push((planted_logits(&mut rng, 262_144), 0));
         for (logits, off) in cases {
             let n = logits.len() as u32;
             let mut buf = vec![7.0f32; off as usize];
@@ -621,8 +623,9 @@ fn top_k_sorted_with_ties_over_262144() {
                 "{} top_k n={n} k={k}",
                 d.name
             );
-            if n == 262_144 && k == 64 {
-                eprintln!("{}: top_k 64 of 262144 in {:?}", d.name, t.elapsed());
+            if n == 262_144 {
+                // The first dispatch of a pipeline includes lavapipe's lazy JIT.
+                eprintln!("{}: top_k {k} of 262144 in {:?}", d.name, t.elapsed());
             }
         }
     }

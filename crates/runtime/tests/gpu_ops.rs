@@ -602,6 +602,8 @@ fn top_k_sorted_with_ties_over_262144() {
             (rng.vec(50, 1.0), 50, 2),
             (vec![0.25], 1, 0),
             (vec![1.0; 3000], 10, 0),
+            // Ascending: every candidate qualifies, so the buffer fills and sorts often.
+            ((0..20_000).map(|i| i as f32 * 0.5).collect(), 64, 0),
         ];
         for (logits, k, off) in cases {
             let n = logits.len() as u32;

@@ -282,7 +282,7 @@ pub fn attention_plan(
     pos0: u32,
 ) -> AttentionPlan {
     assert!(
-        n_head_kv > 0 && n_head % n_head_kv == 0,
+        n_head_kv > 0 && n_head / n_head_kv * n_head_kv == n_head,
         "n_head must be a multiple of n_head_kv"
     );
     let g = n_head / n_head_kv;
@@ -366,10 +366,7 @@ impl AttentionParams {
         plan: &AttentionPlan,
     ) -> Self {
         assert!(head_dim_k <= ATTENTION_MAX_HEAD_DIM && head_dim_v <= ATTENTION_MAX_HEAD_DIM);
-        assert!(
-            head_dim_k % 2 == 0 && head_dim_v % 2 == 0,
-            "head dims must be even"
-        );
+        assert!((head_dim_k | head_dim_v) & 1 == 0, "head dims must be even");
         AttentionParams {
             n_head,
             n_head_kv,

@@ -7,9 +7,12 @@
 //                   lists into out[0 .. 2k].
 // Each pair is [id, bitcast<u32>(logit)]; `out` must hold 2k * (1 + n_groups) words.
 //
-// Method: a 1024-slot buffer in workgroup memory; each round keeps the current best k in
-// slots [0, k), loads the next 1024 - k candidates behind them, and bitonic-sorts all 1024
-// (8 KiB of workgroup memory, 2 compare-exchanges per invocation per stage, no subgroups).
+// Method: a 1024-slot buffer in workgroup memory (8 KiB) whose slots [0, k) hold the best
+// k so far. The range is scanned 256 candidates per step; a candidate that beats the
+// current k-th best is appended (atomic slot counter) behind them, and when the free
+// slots could overflow the whole buffer is bitonic-sorted (2 compare-exchanges per
+// invocation per stage, no subgroups). Once the buffer holds good candidates few new ones
+// qualify, so a 262144-entry vocabulary needs a handful of sorts, not one per 1024 logits.
 
 struct Params {
     n: u32,
@@ -33,15 +36,41 @@ const NONE: u32 = 0xffffffffu;
 
 var<workgroup> kv: array<f32, SLOTS>;
 var<workgroup> ki: array<u32, SLOTS>;
+var<workgroup> count: atomic<u32>; // candidates appended behind the best k
+var<workgroup> filled: u32;        // count, made uniform
 
-// Does slot a come before slot b? Larger value, then lower id; empty slots last.
-fn ahead(a: u32, b: u32) -> bool {
-    let ia = ki[a];
-    let ib = ki[b];
+// Is (va, ia) ahead of (vb, ib)? Larger value, then lower id; NONE (empty) last.
+fn ahead_vals(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
     if (ia == NONE) {
         return false;
     }
-    return ib == NONE || kv[a] > kv[b] || (kv[a] == kv[b] && ia < ib);
+    return ib == NONE || va > vb || (va == vb && ia < ib);
+}
+
+fn ahead(a: u32, b: u32) -> bool {
+    return ahead_vals(kv[a], ki[a], kv[b], ki[b]);
+}
+
+// Sort all slots best-first.
+fn bitonic_sort(lid: u32) {
+    for (var size = 2u; size <= SLOTS; size <<= 1u) {
+        for (var stride = size / 2u; stride > 0u; stride >>= 1u) {
+            for (var t = lid; t < SLOTS / 2u; t += WG) {
+                let i = 2u * stride * (t / stride) + t % stride;
+                let j = i + stride;
+                // Blocks with (i & size) == 0 sort best-first, the others worst-first.
+                if (select(ahead(i, j), ahead(j, i), (i & size) == 0u)) {
+                    let tv = kv[i];
+                    kv[i] = kv[j];
+                    kv[j] = tv;
+                    let ti = ki[i];
+                    ki[i] = ki[j];
+                    ki[j] = ti;
+                }
+            }
+            workgroupBarrier();
+        }
+    }
 }
 
 @compute @workgroup_size(256)
@@ -55,50 +84,56 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let start = min(wid.x * span, p.n);
     let end = min(start + span, p.n);
 #endif
-    for (var s = lid; s < k; s += WG) {
+    for (var s = lid; s < SLOTS; s += WG) {
         ki[s] = NONE;
         kv[s] = 0.0;
     }
+    if (lid == 0u) {
+        atomicStore(&count, 0u);
+    }
+    workgroupBarrier();
     let fresh = SLOTS - k;
-    let rounds = (end - start + fresh - 1u) / fresh;
-    for (var round = 0u; round < rounds; round++) {
-        let first = start + round * fresh;
-        for (var s = k + lid; s < SLOTS; s += WG) {
-            let e = first + s - k;
-            var id = NONE;
-            var v = 0.0;
-            if (e < end) {
-#if MERGE
-                id = out[2u * k + 2u * e];
-                v = bitcast<f32>(out[2u * k + 2u * e + 1u]);
-#else
-                id = e;
-                v = logits[p.logits_offset + e];
-#endif
-            }
-            ki[s] = id;
-            kv[s] = v;
+    var cursor = start;
+    loop {
+        if (lid == 0u) {
+            filled = atomicLoad(&count);
         }
-        workgroupBarrier();
-        for (var size = 2u; size <= SLOTS; size <<= 1u) {
-            for (var stride = size / 2u; stride > 0u; stride >>= 1u) {
-                for (var t = lid; t < SLOTS / 2u; t += WG) {
-                    let i = 2u * stride * (t / stride) + t % stride;
-                    let j = i + stride;
-                    // Blocks with (i & size) == 0 sort best-first, the others worst-first.
-                    let desc = (i & size) == 0u;
-                    if (select(ahead(i, j), ahead(j, i), desc)) {
-                        let tv = kv[i];
-                        kv[i] = kv[j];
-                        kv[j] = tv;
-                        let ti = ki[i];
-                        ki[i] = ki[j];
-                        ki[j] = ti;
-                    }
+        let used = workgroupUniformLoad(&filled);
+        let done = cursor >= end;
+        if (done || used + WG > fresh) {
+            if (used > 0u) {
+                bitonic_sort(lid);
+                for (var s = k + lid; s < SLOTS; s += WG) {
+                    ki[s] = NONE;
+                }
+                if (lid == 0u) {
+                    atomicStore(&count, 0u);
                 }
                 workgroupBarrier();
             }
+            if (done) {
+                break;
+            }
+            continue;
         }
+        let e = cursor + lid;
+        if (e < end) {
+#if MERGE
+            let id = out[2u * k + 2u * e];
+            let v = bitcast<f32>(out[2u * k + 2u * e + 1u]);
+#else
+            let id = e;
+            let v = logits[p.logits_offset + e];
+#endif
+            if (ahead_vals(v, id, kv[k - 1u], ki[k - 1u])) {
+                let slot = k + atomicAdd(&count, 1u);
+                kv[slot] = v;
+                ki[slot] = id;
+            }
+        }
+        cursor += WG;
+        // All appends land before the count is read again.
+        workgroupBarrier();
     }
 #if MERGE
     let dst = 0u;

@@ -187,7 +187,7 @@ pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> R
         stop: s.stop.clone(),
     };
     generate(
-        &mut session,
+        session.as_mut(),
         &loaded.tokenizer,
         &mut sampler,
         &ids,
@@ -264,7 +264,7 @@ pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<
             stop: s.stop.clone(),
         };
         let reply = generate(
-            &mut session,
+            session.as_mut(),
             &loaded.tokenizer,
             &mut sampler,
             &ids,

@@ -71,9 +71,11 @@ fn check_sha256(args: &ModelArgs) -> Result<(), String> {
 /// The file, with its header parsed (and its hash checked when asked).
 pub fn open_file(args: &ModelArgs) -> Result<Arc<GgufFile>, String> {
     check_sha256(args)?;
-    GgufFile::open(&args.model)
-        .map(Arc::new)
-        .map_err(|e| format!("{}: {e}", args.model.display()))
+    GgufFile::open(&args.model).map(Arc::new).map_err(|e| match e {
+        // I/O errors already name the file.
+        wisp::Error::Io(m) => m,
+        other => format!("{}: {other}", args.model.display()),
+    })
 }
 
 pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {

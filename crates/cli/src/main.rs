@@ -148,6 +148,11 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Mesa's Vulkan drivers print a warning on every start when this is unset, which
+    // would break the one-line error rule; the directory is not otherwise used.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

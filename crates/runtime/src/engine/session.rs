@@ -193,7 +193,10 @@ impl GpuSession {
         rx.recv()
             .map_err(|_| Error::Gpu("readback never completed".into()))?
             .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
-        let data = slice.get_mapped_range().to_vec();
+        let data = slice
+            .get_mapped_range()
+            .map_err(|e| Error::Gpu(format!("readback map failed: {e:?}")))?
+            .to_vec();
         self.bufs.readback.unmap();
         self.counters.bytes_read_back += bytes;
         ctx.check()?;

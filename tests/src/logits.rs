@@ -77,6 +77,8 @@ pub struct Agreement {
     /// Positions where the float64 gap was wide enough to demand top-1 agreement.
     pub gated: usize,
     pub top1_mismatches: Vec<String>,
+    /// Gated positions where llama.cpp's own top-1 differs from the float64 reference.
+    pub llama_vs_f64_flips: usize,
     pub first_position_failures: Vec<String>,
     /// Largest |Δ| against llama.cpp over its top-5 at the first generated positions.
     pub max_llama_delta: f32,
@@ -103,7 +105,15 @@ impl Agreement {
             if f[0].1 - f[1].1 >= NEAR_TIE {
                 self.gated += 1;
                 let ours = wisp::sampling::argmax(row);
-                if ours != f[0].0 || ours != case.llama[i][0].0 {
+                let l = &case.llama[i];
+                // llama.cpp's Vulkan logits carry f16 rounding (1/32 steps near 37): where
+                // its own gap is below the bar its top-1 can flip, so it only binds where
+                // it is decisive too; the float64 reference binds everywhere.
+                let llama_decisive = l[0].1 - l[1].1 >= NEAR_TIE;
+                if l[0].0 != f[0].0 {
+                    self.llama_vs_f64_flips += 1;
+                }
+                if ours != f[0].0 || (llama_decisive && ours != l[0].0) {
                     self.top1_mismatches.push(format!(
                         "{:?} position {i}: ours {ours}, float64 {}, llama.cpp {}",
                         case.prompt, f[0].0, case.llama[i][0].0

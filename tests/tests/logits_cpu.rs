@@ -9,7 +9,7 @@ use wisp_e2e::logits::{self, Agreement};
 
 /// Bound on |Δ| / max|logit| against the float64 reference: f32 arithmetic over the same
 /// dequantized weights. Measured worst case is printed by each run (see tests/README.md).
-const F64_REL_TOLERANCE: f32 = 2e-3;
+const F64_REL_TOLERANCE: f32 = 1e-4;
 
 fn check(key: &str) {
     let fixture = logits::load(key);
@@ -30,10 +30,11 @@ fn check(key: &str) {
         agreement.add(case, &logits, n_vocab);
     }
     eprintln!(
-        "{key}: {} cases, {} positions ({} gated by the 0.3 gap) in {:.1} s; max |Δ| vs llama.cpp top-5 at first generated position {:.4}; vs float64 max |Δ| {:.5}, max relative {:.2e}",
+        "{key}: {} cases, {} positions ({} gated by the 0.3 gap, llama.cpp's own top-1 off float64 at {}) in {:.1} s; max |Δ| vs llama.cpp top-5 at first generated position {:.4}; vs float64 max |Δ| {:.5}, max relative {:.2e}",
         fixture.cases.len(),
         agreement.positions,
         agreement.gated,
+        agreement.llama_vs_f64_flips,
         started.elapsed().as_secs_f64(),
         agreement.max_llama_delta,
         agreement.max_f64_delta,

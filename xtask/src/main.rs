@@ -110,7 +110,7 @@ fn ci(full: bool) -> Result<(), String> {
     step("fetch-models", &mut || models::fetch_all().map(|_| ()))?;
     step("tests", &mut || {
         let mut cmd = cargo();
-        cmd.args(["test", "--workspace"]);
+        cmd.args(["test", "--workspace", "--no-fail-fast"]);
         if full {
             cmd.env("WISP_FULL", "1");
         }

@@ -19,9 +19,19 @@ const CPU_REL_TOLERANCE: f32 = 5e-3;
 
 fn load(key: &str, opts: &DeviceOptions) -> (Arc<GgufFile>, Arc<GpuModel>) {
     let file = Arc::new(GgufFile::open(&wisp_e2e::model_path(key)).expect("open model"));
-    let ctx = Arc::new(GpuContext::new_blocking(opts).expect("a GPU device (install mesa-vulkan-drivers)"));
+    let ctx = Arc::new(
+        GpuContext::new_blocking(opts).expect("a GPU device (install mesa-vulkan-drivers)"),
+    );
     let mut source = SliceSource(file.bytes());
-    let model = GpuModel::load(ctx, &file.header, &mut source, &LoadControl::default(), 512, None).expect("load on GPU");
+    let model = GpuModel::load(
+        ctx,
+        &file.header,
+        &mut source,
+        &LoadControl::default(),
+        512,
+        None,
+    )
+    .expect("load on GPU");
     (file, Arc::new(model))
 }
 
@@ -33,13 +43,28 @@ fn check(key: &str, opts: DeviceOptions) {
     let mut agreement = Agreement::default();
     let mut max_rel_cpu = 0f32;
     let started = std::time::Instant::now();
-    for case in &fixture.cases {
+    // Lavapipe runs these at a software rasterizer's speed: CI checks the first cases,
+    // `cargo xtask ci --full` (WISP_FULL=1) all of them.
+    let n_cases = if std::env::var_os("WISP_FULL").is_some() {
+        fixture.cases.len()
+    } else {
+        4
+    };
+    for case in fixture.cases.iter().take(n_cases) {
         let mut session = GpuSession::new(Arc::clone(&model), case.tokens.len()).expect("session");
-        let gpu = session.forward(&case.tokens, Logits::All).expect("gpu forward");
+        let gpu = session
+            .forward(&case.tokens, Logits::All)
+            .expect("gpu forward");
         agreement.add(case, &gpu, n_vocab);
         let mut oracle = CpuSession::new(Arc::clone(&cpu), case.tokens.len());
-        let reference = oracle.forward(&case.tokens, Logits::All).expect("cpu forward");
-        for (i, (g, c)) in gpu.chunks(n_vocab).zip(reference.chunks(n_vocab)).enumerate() {
+        let reference = oracle
+            .forward(&case.tokens, Logits::All)
+            .expect("cpu forward");
+        for (i, (g, c)) in gpu
+            .chunks(n_vocab)
+            .zip(reference.chunks(n_vocab))
+            .enumerate()
+        {
             let scale = c.iter().fold(1f32, |m, v| m.max(v.abs()));
             for &(id, _) in case.f64[i].iter().take(10) {
                 max_rel_cpu = max_rel_cpu.max((g[id as usize] - c[id as usize]).abs() / scale);
@@ -56,14 +81,32 @@ fn check(key: &str, opts: DeviceOptions) {
         agreement.max_f64_rel,
         max_rel_cpu
     );
-    assert!(agreement.gated >= 16, "too few decisive positions to test anything");
-    assert!(agreement.first_position_failures.is_empty(), "{:#?}", agreement.first_position_failures);
-    assert!(agreement.top1_mismatches.is_empty(), "{:#?}", agreement.top1_mismatches);
-    assert!(max_rel_cpu <= CPU_REL_TOLERANCE, "GPU vs CPU oracle relative error {max_rel_cpu:.2e} above {CPU_REL_TOLERANCE:.0e}");
+    assert!(
+        agreement.gated >= 16,
+        "too few decisive positions to test anything"
+    );
+    assert!(
+        agreement.first_position_failures.is_empty(),
+        "{:#?}",
+        agreement.first_position_failures
+    );
+    assert!(
+        agreement.top1_mismatches.is_empty(),
+        "{:#?}",
+        agreement.top1_mismatches
+    );
+    assert!(
+        max_rel_cpu <= CPU_REL_TOLERANCE,
+        "GPU vs CPU oracle relative error {max_rel_cpu:.2e} above {CPU_REL_TOLERANCE:.0e}"
+    );
 }
 
 fn floor() -> DeviceOptions {
-    DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() }
+    DeviceOptions {
+        webgpu_default_limits: true,
+        no_f16: true,
+        ..Default::default()
+    }
 }
 
 #[test]
@@ -109,8 +152,15 @@ fn greedy_decode_is_one_submission_per_token_and_matches_the_oracle() {
         let before = gpu.counters;
         let next = gpu.forward_sample(&[g_tok], &mut sampler, &[]).unwrap();
         let d = gpu.counters;
-        assert_eq!(d.submissions - before.submissions, 1, "one submission per decode token");
-        assert!(d.bytes_read_back - before.bytes_read_back <= 16, "≤ 16 bytes mapped per token");
+        assert_eq!(
+            d.submissions - before.submissions,
+            1,
+            "one submission per decode token"
+        );
+        assert!(
+            d.bytes_read_back - before.bytes_read_back <= 16,
+            "≤ 16 bytes mapped per token"
+        );
         c_tok = oracle.forward_sample(&[c_tok], &mut sampler, &[]).unwrap();
         g_tok = next;
     }

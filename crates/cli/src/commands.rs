@@ -5,11 +5,11 @@ use crate::{ModelArgs, SamplingArgs};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, IsTerminal, Write};
 use wisp::chat::{ChatMessage, ChatTemplate, RenderOptions};
+use wisp::engine::MemoryPlan;
 use wisp::generate::{generate, GenerateOptions};
 use wisp::gguf::{Array, Value};
-use wisp::model::{Logits, ModelConfig};
-use wisp::engine::MemoryPlan;
 use wisp::gpu::wgpu::Features as wgpu_features;
+use wisp::model::{Logits, ModelConfig};
 use wisp::sampling::{top_k, Sampler, SamplingParams};
 
 fn metadata_json(v: &Value) -> Json {
@@ -69,14 +69,18 @@ pub fn inspect(args: &ModelArgs, as_json: bool) -> Result<(), String> {
                     "rope_base": c.rope_base, "rope_base_swa": c.rope_base_swa, "sliding_window": c.sliding_window,
                 }),
                 match args.device {
-                    crate::Device::Cpu => json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
-                        "kv_cache_bytes": kv, "kv_cache_type": "f32", "total_bytes": weight_bytes + kv}),
+                    crate::Device::Cpu => {
+                        json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
+                        "kv_cache_bytes": kv, "kv_cache_type": "f32", "total_bytes": weight_bytes + kv})
+                    }
                     // Planned for the WebGPU default binding size (the floor every device meets).
                     crate::Device::Gpu => match MemoryPlan::new(h, c, n_ctx, true, 128 << 20) {
-                        Ok(p) => json!({"device": "gpu", "n_ctx": n_ctx, "weights_bytes": p.weights_bytes,
+                        Ok(p) => {
+                            json!({"device": "gpu", "n_ctx": n_ctx, "weights_bytes": p.weights_bytes,
                             "kv_cache_bytes": p.kv_cache_bytes, "kv_cache_type": "f16", "scratch_bytes": p.scratch_bytes,
                             "largest_buffer_bytes": p.largest_buffer, "total_bytes": p.total_bytes,
-                            "max_storage_binding_assumed": 128u64 << 20}),
+                            "max_storage_binding_assumed": 128u64 << 20})
+                        }
                         Err(e) => json!({"device": "gpu", "error": e.to_string()}),
                     },
                 },
@@ -359,10 +363,18 @@ pub fn devices(as_json: bool) -> Result<(), String> {
         println!("no GPU adapters found (on Linux without a GPU, install Mesa's lavapipe: mesa-vulkan-drivers)");
     } else {
         for a in &list {
-            println!("{} ({}, {}): f16 {}, subgroups {}, max storage binding {} MiB",
-                a["name"].as_str().unwrap_or("?"), a["backend"].as_str().unwrap_or("?"), a["device_type"].as_str().unwrap_or("?"),
-                a["features"]["shader_f16"], a["features"]["subgroups"],
-                a["limits"]["max_storage_buffer_binding_size"].as_u64().unwrap_or(0) >> 20);
+            println!(
+                "{} ({}, {}): f16 {}, subgroups {}, max storage binding {} MiB",
+                a["name"].as_str().unwrap_or("?"),
+                a["backend"].as_str().unwrap_or("?"),
+                a["device_type"].as_str().unwrap_or("?"),
+                a["features"]["shader_f16"],
+                a["features"]["subgroups"],
+                a["limits"]["max_storage_buffer_binding_size"]
+                    .as_u64()
+                    .unwrap_or(0)
+                    >> 20
+            );
         }
     }
     Ok(())

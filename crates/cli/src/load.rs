@@ -4,9 +4,9 @@ use crate::{Device, ModelArgs};
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
-use wisp::gguf::GgufFile;
 use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
 use wisp::generate::Forward;
+use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::model::cpu::{CpuModel, CpuSession};
 use wisp::model::ModelConfig;
@@ -71,11 +71,13 @@ fn check_sha256(args: &ModelArgs) -> Result<(), String> {
 /// The file, with its header parsed (and its hash checked when asked).
 pub fn open_file(args: &ModelArgs) -> Result<Arc<GgufFile>, String> {
     check_sha256(args)?;
-    GgufFile::open(&args.model).map(Arc::new).map_err(|e| match e {
-        // I/O errors already name the file.
-        wisp::Error::Io(m) => m,
-        other => format!("{}: {other}", args.model.display()),
-    })
+    GgufFile::open(&args.model)
+        .map(Arc::new)
+        .map_err(|e| match e {
+            // I/O errors already name the file.
+            wisp::Error::Io(m) => m,
+            other => format!("{}: {other}", args.model.display()),
+        })
 }
 
 pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {
@@ -102,20 +104,27 @@ impl Loaded {
     pub fn session(&self) -> Result<Box<dyn Forward>, String> {
         Ok(match &self.backend {
             Backend::Cpu(m) => Box::new(CpuSession::new(Arc::clone(m), self.n_ctx)),
-            Backend::Gpu(m) => Box::new(GpuSession::new(Arc::clone(m), self.n_ctx).map_err(|e| e.to_string())?),
+            Backend::Gpu(m) => {
+                Box::new(GpuSession::new(Arc::clone(m), self.n_ctx).map_err(|e| e.to_string())?)
+            }
         })
     }
 }
 
 /// The device options the global flags ask for.
 pub fn device_options(args: &ModelArgs) -> DeviceOptions {
-    DeviceOptions { webgpu_default_limits: args.webgpu_default_limits, no_f16: args.no_f16, ..Default::default() }
+    DeviceOptions {
+        webgpu_default_limits: args.webgpu_default_limits,
+        no_f16: args.no_f16,
+        ..Default::default()
+    }
 }
 
 pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
     let file = open_file(args)?;
     let tokenizer = tokenizer(&file)?;
-    let config = ModelConfig::from_gguf(&file.header).map_err(|e| format!("{}: {e}", args.model.display()))?;
+    let config = ModelConfig::from_gguf(&file.header)
+        .map_err(|e| format!("{}: {e}", args.model.display()))?;
     let n_ctx = match args.ctx_size {
         Some(0) => return Err("--ctx-size must be at least 1".into()),
         Some(n) => n,
@@ -124,7 +133,10 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
     let backend = match args.device {
         Device::Cpu => {
             // The CPU oracle keeps an f32 KV cache; refuse sizes that cannot be allocated sanely.
-            let kv_bytes = (n_ctx as u128) * config.n_layer as u128 * (config.k_dim() + config.v_dim()) as u128 * 4;
+            let kv_bytes = (n_ctx as u128)
+                * config.n_layer as u128
+                * (config.k_dim() + config.v_dim()) as u128
+                * 4;
             if kv_bytes > 16 << 30 {
                 return Err(format!(
                     "--ctx-size {n_ctx} needs a {} MiB KV cache on the CPU; choose a smaller context",
@@ -132,24 +144,44 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
                 ));
             }
             progress("loading model");
-            let model = CpuModel::load(Arc::clone(&file)).map_err(|e| format!("{}: {e}", args.model.display()))?;
+            let model = CpuModel::load(Arc::clone(&file))
+                .map_err(|e| format!("{}: {e}", args.model.display()))?;
             progress_done();
             Backend::Cpu(Arc::new(model))
         }
         Device::Gpu => {
-            let ctx = Arc::new(GpuContext::new_blocking(&device_options(args)).map_err(|e| e.to_string())?);
+            let ctx = Arc::new(
+                GpuContext::new_blocking(&device_options(args)).map_err(|e| e.to_string())?,
+            );
             let control = LoadControl {
                 on_progress: Some(Arc::new(|done, total| {
-                    progress(&format!("uploading weights: {} / {} MiB", done >> 20, total >> 20))
+                    progress(&format!(
+                        "uploading weights: {} / {} MiB",
+                        done >> 20,
+                        total >> 20
+                    ))
                 })),
                 cancel: None,
             };
             let mut source = SliceSource(file.bytes());
-            let model = GpuModel::load(ctx, &file.header, &mut source, &control, n_ctx, args.gpu_memory_budget)
-                .map_err(|e| format!("{}: {e}", args.model.display()))?;
+            let model = GpuModel::load(
+                ctx,
+                &file.header,
+                &mut source,
+                &control,
+                n_ctx,
+                args.gpu_memory_budget,
+            )
+            .map_err(|e| format!("{}: {e}", args.model.display()))?;
             progress_done();
             Backend::Gpu(Arc::new(model))
         }
     };
-    Ok(Loaded { file, tokenizer, backend, config, n_ctx })
+    Ok(Loaded {
+        file,
+        tokenizer,
+        backend,
+        config,
+        n_ctx,
+    })
 }

@@ -15,7 +15,14 @@ fn main(@builtin(global_invocation_id) id: vec3<u32>) {
 
 #[test]
 fn kernel_runs_and_errors_are_typed() {
-    for opts in [DeviceOptions::default(), DeviceOptions { webgpu_default_limits: true, no_f16: true, ..Default::default() }] {
+    for opts in [
+        DeviceOptions::default(),
+        DeviceOptions {
+            webgpu_default_limits: true,
+            no_f16: true,
+            ..Default::default()
+        },
+    ] {
         let ctx = GpuContext::new_blocking(&opts).expect("a device (install mesa-vulkan-drivers)");
         eprintln!("{:?}", ctx.caps);
         if opts.webgpu_default_limits {
@@ -32,8 +39,12 @@ fn kernel_runs_and_errors_are_typed() {
         let out = ctx.read_f32(&buf).unwrap();
         assert_eq!(out[99], 101.5);
         assert_eq!(out[0], 2.5);
-        let err = ctx.compile("broken", "fn main( {").err().expect("must fail");
+        let err = ctx
+            .compile("broken", "fn main( {")
+            .err()
+            .expect("must fail");
         assert!(err.to_string().contains("broken"), "{err}");
-        ctx.check().expect("compile errors are captured, not left as device faults");
+        ctx.check()
+            .expect("compile errors are captured, not left as device faults");
     }
 }

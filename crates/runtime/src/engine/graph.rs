@@ -76,7 +76,11 @@ impl Graph {
                 Some(i) => i,
                 None => {
                     self.keys.push(key);
-                    self.slots.push(ParamSlot { buffer: ctx.uniform_init("params", &[0; 64]), make, last: None });
+                    self.slots.push(ParamSlot {
+                        buffer: ctx.uniform_init("params", &[0; 64]),
+                        make,
+                        last: None,
+                    });
                     self.slots.len() - 1
                 }
             },
@@ -94,7 +98,11 @@ impl Graph {
         all.push(&self.slots[slot].buffer);
         all.extend_from_slice(after);
         let bind = ctx.bind(kernel, &all);
-        self.steps.push(Step { kernel: Arc::clone(kernel), bind, groups: Box::new(groups) });
+        self.steps.push(Step {
+            kernel: Arc::clone(kernel),
+            bind,
+            groups: Box::new(groups),
+        });
     }
 
     pub fn len(&self) -> usize {

@@ -30,8 +30,26 @@ pub enum Field {
 
 /// Params of matvec / matmul (see `wisp_shaders::quant`).
 #[allow(clippy::too_many_arguments)]
-pub fn mat_params(rows: u64, cols: u64, n_tokens: u32, x_offset: u32, x_stride: u32, y_offset: u32, y_stride: u32, accumulate: bool) -> Vec<u8> {
-    u32_bytes(&[rows as u32, cols as u32, n_tokens, x_offset, x_stride, y_offset, y_stride, accumulate as u32])
+pub fn mat_params(
+    rows: u64,
+    cols: u64,
+    n_tokens: u32,
+    x_offset: u32,
+    x_stride: u32,
+    y_offset: u32,
+    y_stride: u32,
+    accumulate: bool,
+) -> Vec<u8> {
+    u32_bytes(&[
+        rows as u32,
+        cols as u32,
+        n_tokens,
+        x_offset,
+        x_stride,
+        y_offset,
+        y_stride,
+        accumulate as u32,
+    ])
 }
 
 /// Kernels keyed by what they are specialised on.
@@ -42,7 +60,10 @@ pub struct Kernels {
 
 impl Kernels {
     pub fn new(f16: bool) -> Kernels {
-        Kernels { cache: PipelineCache::default(), f16 }
+        Kernels {
+            cache: PipelineCache::default(),
+            f16,
+        }
     }
 
     fn ops(&self) -> OpsVariant {
@@ -56,19 +77,22 @@ impl Kernels {
     pub fn matvec(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
         let src = wisp_shaders::quant::matvec(ty.name(), &self.mat())
             .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
-        self.cache.get_or_compile(ctx, &format!("matvec_{ty}_{}", self.f16), || src)
+        self.cache
+            .get_or_compile(ctx, &format!("matvec_{ty}_{}", self.f16), || src)
     }
 
     pub fn matmul(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
         let src = wisp_shaders::quant::matmul(ty.name(), &self.mat())
             .ok_or_else(|| Error::Unsupported(format!("no GPU mat-mul kernel for {ty}")))?;
-        self.cache.get_or_compile(ctx, &format!("matmul_{ty}_{}", self.f16), || src)
+        self.cache
+            .get_or_compile(ctx, &format!("matmul_{ty}_{}", self.f16), || src)
     }
 
     pub fn get_rows(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
         let src = wisp_shaders::quant::get_rows(ty.name())
             .ok_or_else(|| Error::Unsupported(format!("no GPU embedding kernel for {ty}")))?;
-        self.cache.get_or_compile(ctx, &format!("get_rows_{ty}"), || src)
+        self.cache
+            .get_or_compile(ctx, &format!("get_rows_{ty}"), || src)
     }
 
     /// A kernel of the ops family by name.

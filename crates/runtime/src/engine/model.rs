@@ -76,8 +76,14 @@ pub struct GpuModel {
 
 /// Where the bytes of one tensor go during the upload.
 enum Dest {
-    Matrix { chunks: Vec<(wgpu::Buffer, u64)>, row_bytes: u64 },
-    Vector { ty: GgmlType, n: usize },
+    Matrix {
+        chunks: Vec<(wgpu::Buffer, u64)>,
+        row_bytes: u64,
+    },
+    Vector {
+        ty: GgmlType,
+        n: usize,
+    },
 }
 
 impl GpuModel {
@@ -101,16 +107,20 @@ impl GpuModel {
         let plan = MemoryPlan::new(header, &config, n_ctx, ctx.caps.f16, max_binding)?;
         plan.check(max_binding, ctx.caps.limits.max_buffer_size, budget)?;
         for t in &header.tensors {
-            if t.dims.len() >= 2 && !wisp_shaders::quant::QUANT_TYPES.contains(&t.ggml_type.name()) {
+            if t.dims.len() >= 2 && !wisp_shaders::quant::QUANT_TYPES.contains(&t.ggml_type.name())
+            {
                 return Err(Error::Unsupported(format!(
                     "tensor {} has type {}, which the GPU kernels do not handle",
                     t.name, t.ggml_type
                 )));
             }
         }
-        if let Some(len) = source.len() {
+        if let Some(len) = source.total_len() {
             if header.data_end() > len {
-                return Err(Error::Io(format!("the model source has {len} bytes, the header needs {}", header.data_end())));
+                return Err(Error::Io(format!(
+                    "the model source has {len} bytes, the header needs {}",
+                    header.data_end()
+                )));
             }
         }
 
@@ -120,8 +130,29 @@ impl GpuModel {
             needed.push(&tensors.output);
         }
         for l in &tensors.layers {
-            needed.extend([&l.attn_norm, &l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_norm, &l.ffn_gate, &l.ffn_up, &l.ffn_down]);
-            for t in [&l.bq, &l.bk, &l.bv, &l.q_norm, &l.k_norm, &l.attn_post_norm, &l.ffn_post_norm].into_iter().flatten() {
+            needed.extend([
+                &l.attn_norm,
+                &l.wq,
+                &l.wk,
+                &l.wv,
+                &l.wo,
+                &l.ffn_norm,
+                &l.ffn_gate,
+                &l.ffn_up,
+                &l.ffn_down,
+            ]);
+            for t in [
+                &l.bq,
+                &l.bk,
+                &l.bv,
+                &l.q_norm,
+                &l.k_norm,
+                &l.attn_post_norm,
+                &l.ffn_post_norm,
+            ]
+            .into_iter()
+            .flatten()
+            {
                 needed.push(t);
             }
         }
@@ -142,11 +173,22 @@ impl GpuModel {
                 let chunks = rc
                     .chunks
                     .iter()
-                    .map(|&(_, rows)| (ctx.storage(&t.name, rows * rc.row_bytes), rows * rc.row_bytes))
+                    .map(|&(_, rows)| {
+                        (
+                            ctx.storage(&t.name, rows * rc.row_bytes),
+                            rows * rc.row_bytes,
+                        )
+                    })
                     .collect();
-                Dest::Matrix { chunks, row_bytes: rc.row_bytes }
+                Dest::Matrix {
+                    chunks,
+                    row_bytes: rc.row_bytes,
+                }
             } else {
-                Dest::Vector { ty: t.ggml_type, n: t.n_elements as usize }
+                Dest::Vector {
+                    ty: t.ggml_type,
+                    n: t.n_elements as usize,
+                }
             };
             match dest {
                 Dest::Matrix { chunks, row_bytes } => {
@@ -173,14 +215,24 @@ impl GpuModel {
                         .into_iter()
                         .map(|(buffer, bytes)| {
                             let rows = bytes / row_bytes;
-                            let c = WeightChunk { buffer, row_start, rows };
+                            let c = WeightChunk {
+                                buffer,
+                                row_start,
+                                rows,
+                            };
                             row_start += rows;
                             c
                         })
                         .collect();
                     matrices.insert(
                         t.name.clone(),
-                        GpuMatrix { name: t.name.clone(), ty: t.ggml_type, rows: t.n_rows(), cols: t.row_len(), chunks },
+                        GpuMatrix {
+                            name: t.name.clone(),
+                            ty: t.ggml_type,
+                            rows: t.n_rows(),
+                            cols: t.row_len(),
+                            chunks,
+                        },
                     );
                 }
                 Dest::Vector { ty, n } => {
@@ -193,13 +245,18 @@ impl GpuModel {
                     control.progress(done, total);
                     let mut values = vec![0f32; n];
                     dequantize(ty, &raw, &mut values)?;
-                    vectors.insert(t.name.clone(), ctx.storage_init(&t.name, &crate::gpu::kernel::f32_bytes(&values)));
+                    vectors.insert(
+                        t.name.clone(),
+                        ctx.storage_init(&t.name, &crate::gpu::kernel::f32_bytes(&values)),
+                    );
                 }
             }
         }
         ctx.queue.submit([]);
         if let Some(e) = pollster_scope(scope) {
-            return Err(Error::Gpu(format!("out of GPU memory while uploading the model: {e}")));
+            return Err(Error::Gpu(format!(
+                "out of GPU memory while uploading the model: {e}"
+            )));
         }
         ctx.check()?;
 
@@ -209,17 +266,21 @@ impl GpuModel {
                 .ok_or_else(|| Error::InvalidModel(format!("tensor {} was not uploaded", t.name)))
         };
         let tok_embd = take_m(&tensors.tok_embd)?;
-        let output = if tensors.tied_output { None } else { Some(take_m(&tensors.output)?) };
+        let output = if tensors.tied_output {
+            None
+        } else {
+            Some(take_m(&tensors.output)?)
+        };
         let mut layers = Vec::with_capacity(tensors.layers.len());
         for l in &tensors.layers {
             let mut v = |t: &TensorInfo| {
-                vectors
-                    .remove(&t.name)
-                    .ok_or_else(|| Error::InvalidModel(format!("tensor {} was not uploaded", t.name)))
+                vectors.remove(&t.name).ok_or_else(|| {
+                    Error::InvalidModel(format!("tensor {} was not uploaded", t.name))
+                })
             };
             let attn_norm = v(&l.attn_norm)?;
             let ffn_norm = v(&l.ffn_norm)?;
-            let mut ov = |t: &Option<TensorInfo>| t.as_ref().map(|t| v(t)).transpose();
+            let mut ov = |t: &Option<TensorInfo>| t.as_ref().map(&mut v).transpose();
             let (bq, bk, bv) = (ov(&l.bq)?, ov(&l.bk)?, ov(&l.bv)?);
             let (q_norm, k_norm) = (ov(&l.q_norm)?, ov(&l.k_norm)?);
             let (attn_post_norm, ffn_post_norm) = (ov(&l.attn_post_norm)?, ov(&l.ffn_post_norm)?);
@@ -246,7 +307,17 @@ impl GpuModel {
             .remove(&tensors.output_norm.name)
             .ok_or_else(|| Error::InvalidModel("output_norm.weight was not uploaded".into()))?;
         let kernels = Kernels::new(ctx.caps.f16);
-        Ok(GpuModel { ctx, config, tok_embd, output, output_norm, layers, gpu_bytes: plan.weights_bytes, kernels, plan })
+        Ok(GpuModel {
+            ctx,
+            config,
+            tok_embd,
+            output,
+            output_norm,
+            layers,
+            gpu_bytes: plan.weights_bytes,
+            kernels,
+            plan,
+        })
     }
 }
 
@@ -265,7 +336,13 @@ const WRITE_PIECE: usize = 4 << 20;
 
 impl<'a> ChunkWriter<'a> {
     fn new(ctx: &'a GpuContext, chunks: &'a [(wgpu::Buffer, u64)]) -> Self {
-        ChunkWriter { ctx, chunks, index: 0, written: 0, pending: Vec::with_capacity(WRITE_PIECE) }
+        ChunkWriter {
+            ctx,
+            chunks,
+            index: 0,
+            written: 0,
+            pending: Vec::with_capacity(WRITE_PIECE),
+        }
     }
 
     fn push(&mut self, mut bytes: &[u8]) {
@@ -286,7 +363,11 @@ impl<'a> ChunkWriter<'a> {
     /// 4-byte-aligned prefix).
     fn flush(&mut self, chunk_complete: bool) {
         let (buffer, _) = &self.chunks[self.index];
-        let n = if chunk_complete { self.pending.len() } else { self.pending.len() / 4 * 4 };
+        let n = if chunk_complete {
+            self.pending.len()
+        } else {
+            self.pending.len() / 4 * 4
+        };
         if n > 0 {
             let mut piece = self.pending[..n].to_vec();
             piece.resize(n.div_ceil(4) * 4, 0);

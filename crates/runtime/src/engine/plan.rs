@@ -71,7 +71,12 @@ impl MemoryPlan {
             weights_bytes += t.n_bytes;
             if t.dims.len() >= 2 {
                 let rc = row_chunks(t, max_binding)?;
-                let biggest = rc.chunks.iter().map(|c| c.1 * rc.row_bytes).max().unwrap_or(0);
+                let biggest = rc
+                    .chunks
+                    .iter()
+                    .map(|c| c.1 * rc.row_bytes)
+                    .max()
+                    .unwrap_or(0);
                 largest_buffer = largest_buffer.max(biggest);
             } else {
                 // Vectors are uploaded as f32.
@@ -84,7 +89,8 @@ impl MemoryPlan {
         let kv_element_bytes = 2;
         let kv_layer = n_ctx as u64 * (cfg.k_dim() + cfg.v_dim()) as u64 * kv_element_bytes;
         let kv_cache_bytes = kv_layer * cfg.n_layer as u64;
-        largest_buffer = largest_buffer.max(n_ctx as u64 * cfg.k_dim().max(cfg.v_dim()) as u64 * kv_element_bytes);
+        largest_buffer = largest_buffer
+            .max(n_ctx as u64 * cfg.k_dim().max(cfg.v_dim()) as u64 * kv_element_bytes);
         let b = MAX_BATCH as u64;
         let widths = [
             cfg.n_embd * 3,
@@ -111,7 +117,12 @@ impl MemoryPlan {
     }
 
     /// Refuse the plan when it cannot work on a device with these limits and budget.
-    pub fn check(&self, max_binding: u64, max_buffer: u64, budget: Option<u64>) -> Result<(), Error> {
+    pub fn check(
+        &self,
+        max_binding: u64,
+        max_buffer: u64,
+        budget: Option<u64>,
+    ) -> Result<(), Error> {
         if self.largest_buffer > max_binding.min(max_buffer) {
             return Err(Error::Unsupported(format!(
                 "the model needs a {} MiB buffer but the device binds at most {} MiB; use a smaller --ctx-size",

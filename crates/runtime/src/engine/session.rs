@@ -13,9 +13,9 @@ use crate::generate::Forward;
 use crate::gpu::GpuContext;
 use crate::model::{Arch, Logits};
 use crate::sampling::Sampler;
-use wisp_shaders::ops;
 use crate::Error;
 use std::sync::Arc;
+use wisp_shaders::ops;
 
 /// Work done by a session, for tests and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,10 +92,16 @@ impl GpuSession {
             up: ctx.storage("up", f32s(b * cfg.n_ff)),
             tokens: ctx.storage("tokens", f32s(b)),
             logits: ctx.storage("logits", f32s(logits_rows * cfg.n_vocab)),
-            picked_argmax: ctx.storage("picked_argmax", 4 * ops::argmax_out_words(cfg.n_vocab as u32) as u64),
+            picked_argmax: ctx.storage(
+                "picked_argmax",
+                4 * ops::argmax_out_words(cfg.n_vocab as u32) as u64,
+            ),
             picked_top_k: ctx.storage(
                 "picked_top_k",
-                4 * ops::top_k_out_words(TOP_K_CANDIDATES as u32, ops::top_k_n_groups(cfg.n_vocab as u32)) as u64,
+                4 * ops::top_k_out_words(
+                    TOP_K_CANDIDATES as u32,
+                    ops::top_k_n_groups(cfg.n_vocab as u32),
+                ) as u64,
             ),
             readback: ctx.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback"),
@@ -104,15 +110,30 @@ impl GpuSession {
                 mapped_at_creation: false,
             }),
             k_cache: (0..cfg.n_layer)
-                .map(|_| ctx.storage("k_cache", ops::kv_cache_bytes(n_ctx as u32, cfg.k_dim() as u32)))
+                .map(|_| {
+                    ctx.storage(
+                        "k_cache",
+                        ops::kv_cache_bytes(n_ctx as u32, cfg.k_dim() as u32),
+                    )
+                })
                 .collect(),
             v_cache: (0..cfg.n_layer)
-                .map(|_| ctx.storage("v_cache", ops::kv_cache_bytes(n_ctx as u32, cfg.v_dim() as u32)))
+                .map(|_| {
+                    ctx.storage(
+                        "v_cache",
+                        ops::kv_cache_bytes(n_ctx as u32, cfg.v_dim() as u32),
+                    )
+                })
                 .collect(),
-            attn_scratch: ctx.storage("attn_scratch", 4 * ops::attention_scratch_max_f32s(cfg.head_dim_v as u32)),
+            attn_scratch: ctx.storage(
+                "attn_scratch",
+                4 * ops::attention_scratch_max_f32s(cfg.head_dim_v as u32),
+            ),
         };
         if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("out of GPU memory for a session of {n_ctx} tokens: {e}")));
+            return Err(Error::Gpu(format!(
+                "out of GPU memory for a session of {n_ctx} tokens: {e}"
+            )));
         }
         let decode = build_layers(&model, &bufs, false)?;
         let prefill = build_layers(&model, &bufs, true)?;
@@ -158,17 +179,26 @@ impl GpuSession {
         }
         let n_vocab = self.model.config.n_vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
-            return Err(Error::InvalidRequest(format!("token id {bad} is outside the vocabulary (size {n_vocab})")));
+            return Err(Error::InvalidRequest(format!(
+                "token id {bad} is outside the vocabulary (size {n_vocab})"
+            )));
         }
         Ok(())
     }
 
     /// Encode the layers for `batch` (already checked) at the current position.
     fn encode_layers(&mut self, enc: &mut wgpu::CommandEncoder, batch: &[u32]) -> StepArgs {
-        let args = StepArgs { n_tokens: batch.len() as u32, pos0: self.tokens.len() as u32 };
+        let args = StepArgs {
+            n_tokens: batch.len() as u32,
+            pos0: self.tokens.len() as u32,
+        };
         let queue = &self.model.ctx.queue;
         queue.write_buffer(&self.bufs.tokens, 0, &crate::gpu::kernel::u32_bytes(batch));
-        let graph = if batch.len() == 1 { &mut self.decode } else { &mut self.prefill };
+        let graph = if batch.len() == 1 {
+            &mut self.decode
+        } else {
+            &mut self.prefill
+        };
         graph.write_params(queue, args);
         let mut pass = enc.begin_compute_pass(&Default::default());
         self.counters.dispatches += graph.encode(&mut pass, args) as u64;
@@ -210,7 +240,10 @@ impl GpuSession {
         let mut rest = tokens;
         while rest.len() > MAX_BATCH {
             let (batch, tail) = rest.split_at(MAX_BATCH);
-            let mut enc = self.ctx().device.create_command_encoder(&Default::default());
+            let mut enc = self
+                .ctx()
+                .device
+                .create_command_encoder(&Default::default());
             self.encode_layers(&mut enc, batch);
             self.submit_and_read(enc, 0)?;
             self.tokens.extend_from_slice(batch);
@@ -221,15 +254,27 @@ impl GpuSession {
 
     /// Evaluate `tokens` and pick the next token on the GPU: argmax when greedy (4 bytes
     /// read back), else the top candidates sampled on the CPU.
-    pub fn forward_sample(&mut self, tokens: &[u32], sampler: &mut Sampler, history: &[u32]) -> Result<u32, Error> {
+    pub fn forward_sample(
+        &mut self,
+        tokens: &[u32],
+        sampler: &mut Sampler,
+        history: &[u32],
+    ) -> Result<u32, Error> {
         let params = sampler.params().clone();
         let last = self.prefill_prefix(tokens)?;
-        let mut enc = self.ctx().device.create_command_encoder(&Default::default());
+        let mut enc = self
+            .ctx()
+            .device
+            .create_command_encoder(&Default::default());
         let args = self.encode_layers(&mut enc, last);
-        let head_args = StepArgs { n_tokens: 1, pos0: args.n_tokens - 1 };
+        let head_args = StepArgs {
+            n_tokens: 1,
+            pos0: args.n_tokens - 1,
+        };
         let queue = &self.model.ctx.queue;
         self.head_last.write_params(queue, head_args);
-        let full_logits = !params.is_greedy() && (params.top_k == 0 || params.top_k > TOP_K_CANDIDATES);
+        let full_logits =
+            !params.is_greedy() && (params.top_k == 0 || params.top_k > TOP_K_CANDIDATES);
         let sampler_graph = if full_logits {
             None
         } else if params.is_greedy() && !sampler_has_penalties(sampler) {
@@ -254,7 +299,11 @@ impl GpuSession {
             }
         };
         if read_bytes > 0 {
-            let picked = if read_bytes == 8 { &self.bufs.picked_argmax } else { &self.bufs.picked_top_k };
+            let picked = if read_bytes == 8 {
+                &self.bufs.picked_argmax
+            } else {
+                &self.bufs.picked_top_k
+            };
             enc.copy_buffer_to_buffer(picked, 0, &self.bufs.readback, 0, read_bytes);
         }
         let data = self.submit_and_read(enc, read_bytes)?;
@@ -285,13 +334,17 @@ impl GpuSession {
         let bytes_le = ctx.read_back_range(&self.bufs.logits, bytes)?;
         self.counters.submissions += 1;
         self.counters.bytes_read_back += bytes;
-        Ok(bytes_le.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().expect("4"))).collect())
+        Ok(bytes_le
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().expect("4")))
+            .collect())
     }
 }
 
 fn sampler_has_penalties(s: &Sampler) -> bool {
     let p = s.params();
-    p.repeat_last_n > 0 && (p.repeat_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
+    p.repeat_last_n > 0
+        && (p.repeat_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
 }
 
 impl Forward for GpuSession {
@@ -312,10 +365,17 @@ impl Forward for GpuSession {
         match logits {
             Logits::Last => {
                 let last = self.prefill_prefix(tokens)?;
-                let mut enc = self.ctx().device.create_command_encoder(&Default::default());
+                let mut enc = self
+                    .ctx()
+                    .device
+                    .create_command_encoder(&Default::default());
                 let args = self.encode_layers(&mut enc, last);
-                let head_args = StepArgs { n_tokens: 1, pos0: args.n_tokens - 1 };
-                self.head_last.write_params(&self.model.ctx.queue, head_args);
+                let head_args = StepArgs {
+                    n_tokens: 1,
+                    pos0: args.n_tokens - 1,
+                };
+                self.head_last
+                    .write_params(&self.model.ctx.queue, head_args);
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     self.counters.dispatches += self.head_last.encode(&mut pass, head_args) as u64;
@@ -328,19 +388,29 @@ impl Forward for GpuSession {
                 self.check_tokens(tokens)?;
                 let mut out = Vec::with_capacity(tokens.len() * n_vocab);
                 for batch in tokens.chunks(MAX_BATCH) {
-                    let mut enc = self.ctx().device.create_command_encoder(&Default::default());
+                    let mut enc = self
+                        .ctx()
+                        .device
+                        .create_command_encoder(&Default::default());
                     self.encode_layers(&mut enc, batch);
                     self.submit_and_read(enc, 0)?;
                     self.tokens.extend_from_slice(batch);
                     let mut start = 0;
                     while start < batch.len() {
                         let rows = self.logits_rows.min(batch.len() - start);
-                        let args = StepArgs { n_tokens: rows as u32, pos0: start as u32 };
+                        let args = StepArgs {
+                            n_tokens: rows as u32,
+                            pos0: start as u32,
+                        };
                         self.head_all.write_params(&self.model.ctx.queue, args);
-                        let mut enc = self.ctx().device.create_command_encoder(&Default::default());
+                        let mut enc = self
+                            .ctx()
+                            .device
+                            .create_command_encoder(&Default::default());
                         {
                             let mut pass = enc.begin_compute_pass(&Default::default());
-                            self.counters.dispatches += self.head_all.encode(&mut pass, args) as u64;
+                            self.counters.dispatches +=
+                                self.head_all.encode(&mut pass, args) as u64;
                         }
                         self.submit_and_read(enc, 0)?;
                         out.extend(self.read_logits(rows)?);
@@ -352,7 +422,12 @@ impl Forward for GpuSession {
         }
     }
 
-    fn forward_sample(&mut self, tokens: &[u32], sampler: &mut Sampler, history: &[u32]) -> Result<u32, Error> {
+    fn forward_sample(
+        &mut self,
+        tokens: &[u32],
+        sampler: &mut Sampler,
+        history: &[u32],
+    ) -> Result<u32, Error> {
         GpuSession::forward_sample(self, tokens, sampler, history)
     }
 }
@@ -372,17 +447,29 @@ fn push_matmul(
     key: &str,
 ) -> Result<(), Error> {
     let ctx = &model.ctx;
-    let kernel = if batched { model.kernels.matmul(ctx, w.ty)? } else { model.kernels.matvec(ctx, w.ty)? };
+    let kernel = if batched {
+        model.kernels.matmul(ctx, w.ty)?
+    } else {
+        model.kernels.matvec(ctx, w.ty)?
+    };
     for (ci, chunk) in w.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, w.cols, chunk.row_start as u32);
-        let groups_fn = if batched { wisp_shaders::quant::matmul_groups } else { wisp_shaders::quant::matvec_groups };
+        let groups_fn = if batched {
+            wisp_shaders::quant::matmul_groups
+        } else {
+            wisp_shaders::quant::matvec_groups
+        };
         g.push(
             ctx,
             &kernel,
             &[&chunk.buffer, x, y],
             Params::Shared(
                 format!("{key}:{ci}:{rows}x{cols}:{row_start}:{accumulate}:{x_stride}:{y_stride}"),
-                Box::new(move |a: StepArgs| mat_params(rows, cols, a.n_tokens, 0, x_stride, row_start, y_stride, accumulate)),
+                Box::new(move |a: StepArgs| {
+                    mat_params(
+                        rows, cols, a.n_tokens, 0, x_stride, row_start, y_stride, accumulate,
+                    )
+                }),
             ),
             move |a| groups_fn(rows as u32, a.n_tokens),
         );
@@ -396,7 +483,13 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
     let cfg = &model.config;
     let k = &model.kernels;
     let mut g = Graph::default();
-    let (e, qd, kd, vd, ff) = (cfg.n_embd as u32, cfg.q_dim() as u32, cfg.k_dim() as u32, cfg.v_dim() as u32, cfg.n_ff as u32);
+    let (e, qd, kd, vd, ff) = (
+        cfg.n_embd as u32,
+        cfg.q_dim() as u32,
+        cfg.k_dim() as u32,
+        cfg.v_dim() as u32,
+        cfg.n_ff as u32,
+    );
     let attn_width = (cfg.n_head * cfg.head_dim_v) as u32;
     let eps = cfg.rms_eps;
 
@@ -411,7 +504,16 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
             Params::Shared(
                 format!("get_rows:{rs}"),
                 Box::new(move |a: StepArgs| {
-                    fields(&[Field::U(e), Field::U(a.n_tokens), Field::U(rs), Field::U(rn), Field::F(scale), Field::U(0), Field::U(0), Field::U(0)])
+                    fields(&[
+                        Field::U(e),
+                        Field::U(a.n_tokens),
+                        Field::U(rs),
+                        Field::U(rn),
+                        Field::F(scale),
+                        Field::U(0),
+                        Field::U(0),
+                        Field::U(0),
+                    ])
                 }),
             ),
             move |a| wisp_shaders::quant::get_rows_groups(e, a.n_tokens),
@@ -426,14 +528,24 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
     let attention_combine = k.op(ctx, "attention_combine")?;
     let add = k.op(ctx, "add")?;
     let add_bias = k.op(ctx, "add_bias")?;
-    let glu = k.op(ctx, if cfg.arch == Arch::Gemma3 { "glu_gelu" } else { "glu_silu" })?;
+    let glu = k.op(
+        ctx,
+        if cfg.arch == Arch::Gemma3 {
+            "glu_gelu"
+        } else {
+            "glu_silu"
+        },
+    )?;
 
     let norm_rows = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
         g.push(
             ctx,
             &rms,
             &[x, w, out],
-            Params::Shared(format!("rms:{e}"), Box::new(move |a: StepArgs| ops::RmsNormParams::rows(e, a.n_tokens, eps).bytes())),
+            Params::Shared(
+                format!("rms:{e}"),
+                Box::new(move |a: StepArgs| ops::RmsNormParams::rows(e, a.n_tokens, eps).bytes()),
+            ),
             move |a| ops::rms_norm_groups(a.n_tokens),
         );
     };
@@ -442,21 +554,43 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
             ctx,
             &add,
             &[dst, src],
-            Params::Shared(format!("add:{e}"), Box::new(move |a: StepArgs| ops::ElementwiseParams::n(e * a.n_tokens).bytes())),
+            Params::Shared(
+                format!("add:{e}"),
+                Box::new(move |a: StepArgs| ops::ElementwiseParams::n(e * a.n_tokens).bytes()),
+            ),
             move |a| ops::add_groups(e * a.n_tokens),
         );
     };
-    let (nh, nkv, dk, dv) = (cfg.n_head as u32, cfg.n_head_kv as u32, cfg.head_dim_k as u32, cfg.head_dim_v as u32);
-    let (n_rot, fscale, neox, scale) =
-        (cfg.rope_dims as u32, cfg.rope_freq_scale, cfg.rope_style == crate::model::RopeStyle::Neox, cfg.attn_scale);
+    let (nh, nkv, dk, dv) = (
+        cfg.n_head as u32,
+        cfg.n_head_kv as u32,
+        cfg.head_dim_k as u32,
+        cfg.head_dim_v as u32,
+    );
+    let (n_rot, fscale, neox, scale) = (
+        cfg.rope_dims as u32,
+        cfg.rope_freq_scale,
+        cfg.rope_style == crate::model::RopeStyle::Neox,
+        cfg.attn_scale,
+    );
 
     for (il, layer) in model.layers.iter().enumerate() {
         // Attention block.
         norm_rows(&mut g, &b.x, &layer.attn_norm, &b.h);
-        push_matmul(&mut g, model, &layer.wq, &b.h, &b.q, e, qd, false, batched, "q")?;
-        push_matmul(&mut g, model, &layer.wk, &b.h, &b.k, e, kd, false, batched, "k")?;
-        push_matmul(&mut g, model, &layer.wv, &b.h, &b.v, e, vd, false, batched, "v")?;
-        for (bias, buf, width) in [(&layer.bq, &b.q, qd), (&layer.bk, &b.k, kd), (&layer.bv, &b.v, vd)] {
+        push_matmul(
+            &mut g, model, &layer.wq, &b.h, &b.q, e, qd, false, batched, "q",
+        )?;
+        push_matmul(
+            &mut g, model, &layer.wk, &b.h, &b.k, e, kd, false, batched, "k",
+        )?;
+        push_matmul(
+            &mut g, model, &layer.wv, &b.h, &b.v, e, vd, false, batched, "v",
+        )?;
+        for (bias, buf, width) in [
+            (&layer.bq, &b.q, qd),
+            (&layer.bk, &b.k, kd),
+            (&layer.bv, &b.v, vd),
+        ] {
             if let Some(bias) = bias {
                 g.push(
                     ctx,
@@ -464,7 +598,9 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
                     &[buf, bias],
                     Params::Shared(
                         format!("bias:{width}"),
-                        Box::new(move |a: StepArgs| ops::ElementwiseParams::bias(width * a.n_tokens, width).bytes()),
+                        Box::new(move |a: StepArgs| {
+                            ops::ElementwiseParams::bias(width * a.n_tokens, width).bytes()
+                        }),
                     ),
                     move |a| ops::add_bias_groups(width * a.n_tokens),
                 );
@@ -478,7 +614,9 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
                     &[buf, norm],
                     Params::Shared(
                         format!("rms_inplace:{heads}"),
-                        Box::new(move |a: StepArgs| ops::RmsNormParams::rows(dk, heads * a.n_tokens, eps).bytes()),
+                        Box::new(move |a: StepArgs| {
+                            ops::RmsNormParams::rows(dk, heads * a.n_tokens, eps).bytes()
+                        }),
                     ),
                     move |a| ops::rms_norm_groups(heads * a.n_tokens),
                 );
@@ -511,7 +649,10 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
                 move |a| ops::rope_groups(heads, a.n_tokens, n_rot),
             );
         }
-        for (src, cache, dim, name) in [(&b.k, &b.k_cache[il], kd, "k"), (&b.v, &b.v_cache[il], vd, "v")] {
+        for (src, cache, dim, name) in [
+            (&b.k, &b.k_cache[il], kd, "k"),
+            (&b.v, &b.v_cache[il], vd, "v"),
+        ] {
             g.push(
                 ctx,
                 &kv_store,
@@ -519,7 +660,14 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
                 Params::Shared(
                     format!("kv:{name}"),
                     Box::new(move |a: StepArgs| {
-                        ops::KvStoreParams { dim, n_tokens: a.n_tokens, pos0: a.pos0, src_offset: 0, src_stride: dim }.bytes()
+                        ops::KvStoreParams {
+                            dim,
+                            n_tokens: a.n_tokens,
+                            pos0: a.pos0,
+                            src_offset: 0,
+                            src_stride: dim,
+                        }
+                        .bytes()
                     }),
                 ),
                 move |a| ops::kv_store_groups(dim, a.n_tokens),
@@ -528,7 +676,8 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
         let window = cfg.layer_window(il).unwrap_or(0) as u32;
         let attn_params = move |a: StepArgs| {
             let plan = ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0);
-            ops::AttentionParams::new(nh, nkv, dk, dv, a.n_tokens, a.pos0, window, scale, &plan).bytes()
+            ops::AttentionParams::new(nh, nkv, dk, dv, a.n_tokens, a.pos0, window, scale, &plan)
+                .bytes()
         };
         g.push_around(
             ctx,
@@ -543,35 +692,90 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
             &attention_combine,
             &[&b.attn_scratch, &b.attn],
             Params::Shared(format!("attn:{window}"), Box::new(attn_params)),
-            move |a| ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0).combine_groups.unwrap_or((0, 0, 0)),
+            move |a| {
+                ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0)
+                    .combine_groups
+                    .unwrap_or((0, 0, 0))
+            },
         );
 
         // Output projection (+ residual).
         if let Some(post) = &layer.attn_post_norm {
-            push_matmul(&mut g, model, &layer.wo, &b.attn, &b.h, attn_width, e, false, batched, "o")?;
+            push_matmul(
+                &mut g, model, &layer.wo, &b.attn, &b.h, attn_width, e, false, batched, "o",
+            )?;
             norm_rows(&mut g, &b.h, post, &b.o);
             add_to(&mut g, &b.x, &b.o);
         } else {
-            push_matmul(&mut g, model, &layer.wo, &b.attn, &b.x, attn_width, e, true, batched, "o")?;
+            push_matmul(
+                &mut g, model, &layer.wo, &b.attn, &b.x, attn_width, e, true, batched, "o",
+            )?;
         }
 
         // Feed-forward block.
         norm_rows(&mut g, &b.x, &layer.ffn_norm, &b.h);
-        push_matmul(&mut g, model, &layer.ffn_gate, &b.h, &b.gate, e, ff, false, batched, "gate")?;
-        push_matmul(&mut g, model, &layer.ffn_up, &b.h, &b.up, e, ff, false, batched, "up")?;
+        push_matmul(
+            &mut g,
+            model,
+            &layer.ffn_gate,
+            &b.h,
+            &b.gate,
+            e,
+            ff,
+            false,
+            batched,
+            "gate",
+        )?;
+        push_matmul(
+            &mut g,
+            model,
+            &layer.ffn_up,
+            &b.h,
+            &b.up,
+            e,
+            ff,
+            false,
+            batched,
+            "up",
+        )?;
         g.push(
             ctx,
             &glu,
             &[&b.gate, &b.up],
-            Params::Shared(format!("glu:{ff}"), Box::new(move |a: StepArgs| ops::ElementwiseParams::n(ff * a.n_tokens).bytes())),
+            Params::Shared(
+                format!("glu:{ff}"),
+                Box::new(move |a: StepArgs| ops::ElementwiseParams::n(ff * a.n_tokens).bytes()),
+            ),
             move |a| ops::glu_groups(ff * a.n_tokens),
         );
         if let Some(post) = &layer.ffn_post_norm {
-            push_matmul(&mut g, model, &layer.ffn_down, &b.gate, &b.h, ff, e, false, batched, "down")?;
+            push_matmul(
+                &mut g,
+                model,
+                &layer.ffn_down,
+                &b.gate,
+                &b.h,
+                ff,
+                e,
+                false,
+                batched,
+                "down",
+            )?;
             norm_rows(&mut g, &b.h, post, &b.o);
             add_to(&mut g, &b.x, &b.o);
         } else {
-            push_matmul(&mut g, model, &layer.ffn_down, &b.gate, &b.x, ff, e, true, batched, "down")?;
+            push_matmul(
+                &mut g,
+                model,
+                &layer.ffn_down,
+                &b.gate,
+                &b.x,
+                ff,
+                e,
+                true,
+                batched,
+                "down",
+            )?;
         }
     }
     Ok(g)
@@ -593,13 +797,21 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
             "head_norm".into(),
             Box::new(move |a: StepArgs| {
                 let rows = if all { a.n_tokens } else { 1 };
-                ops::RmsNormParams { x_offset: a.pos0 * e, ..ops::RmsNormParams::rows(e, rows, eps) }.bytes()
+                ops::RmsNormParams {
+                    x_offset: a.pos0 * e,
+                    ..ops::RmsNormParams::rows(e, rows, eps)
+                }
+                .bytes()
             }),
         ),
         move |a| ops::rms_norm_groups(if all { a.n_tokens } else { 1 }),
     );
     let out = model.output();
-    let kernel = if all { model.kernels.matmul(ctx, out.ty)? } else { model.kernels.matvec(ctx, out.ty)? };
+    let kernel = if all {
+        model.kernels.matmul(ctx, out.ty)?
+    } else {
+        model.kernels.matvec(ctx, out.ty)?
+    };
     for (ci, chunk) in out.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, out.cols, chunk.row_start as u32);
         g.push(
@@ -632,7 +844,10 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
             &[&b.logits],
             Params::Shared(
                 "softcap".into(),
-                Box::new(move |a: StepArgs| ops::ElementwiseParams::softcap(nv * if all { a.n_tokens } else { 1 }, cap).bytes()),
+                Box::new(move |a: StepArgs| {
+                    ops::ElementwiseParams::softcap(nv * if all { a.n_tokens } else { 1 }, cap)
+                        .bytes()
+                }),
             ),
             move |a| ops::softcap_groups(nv * if all { a.n_tokens } else { 1 }),
         );
@@ -647,11 +862,35 @@ fn build_samplers(model: &GpuModel, b: &Buffers) -> Result<(Graph, Graph), Error
     let k = &model.kernels;
     let mut argmax = Graph::default();
     let bytes = ops::SampleParams::argmax(nv, 0).bytes();
-    argmax.push(ctx, &k.op(ctx, "argmax")?, &[&b.logits, &b.picked_argmax], Params::Fixed(bytes.clone()), move |_| ops::argmax_groups(nv));
-    argmax.push(ctx, &k.op(ctx, "argmax_reduce")?, &[&b.picked_argmax], Params::Fixed(bytes), |_| ops::argmax_reduce_groups());
+    argmax.push(
+        ctx,
+        &k.op(ctx, "argmax")?,
+        &[&b.logits, &b.picked_argmax],
+        Params::Fixed(bytes.clone()),
+        move |_| ops::argmax_groups(nv),
+    );
+    argmax.push(
+        ctx,
+        &k.op(ctx, "argmax_reduce")?,
+        &[&b.picked_argmax],
+        Params::Fixed(bytes),
+        |_| ops::argmax_reduce_groups(),
+    );
     let mut top_k = Graph::default();
     let bytes = ops::SampleParams::top_k(nv, 0, (TOP_K_CANDIDATES as u32).min(nv)).bytes();
-    top_k.push(ctx, &k.op(ctx, "top_k")?, &[&b.logits, &b.picked_top_k], Params::Fixed(bytes.clone()), move |_| ops::top_k_groups(nv));
-    top_k.push(ctx, &k.op(ctx, "top_k_merge")?, &[&b.picked_top_k], Params::Fixed(bytes), |_| ops::top_k_merge_groups());
+    top_k.push(
+        ctx,
+        &k.op(ctx, "top_k")?,
+        &[&b.logits, &b.picked_top_k],
+        Params::Fixed(bytes.clone()),
+        move |_| ops::top_k_groups(nv),
+    );
+    top_k.push(
+        ctx,
+        &k.op(ctx, "top_k_merge")?,
+        &[&b.picked_top_k],
+        Params::Fixed(bytes),
+        |_| ops::top_k_merge_groups(),
+    );
     Ok((argmax, top_k))
 }

@@ -10,26 +10,38 @@ use std::sync::Arc;
 /// A source of the model file's bytes.
 pub trait ByteSource {
     /// Total length, when known.
-    fn len(&self) -> Option<u64>;
+    fn total_len(&self) -> Option<u64>;
 
     /// Deliver bytes `[start, end)` to `sink`, in order, in chunks of any size.
     /// Calls come with non-decreasing `start`.
-    fn read_range(&mut self, start: u64, end: u64, sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error>;
+    fn read_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error>;
 }
 
 /// An in-memory (or memory-mapped) file.
 pub struct SliceSource<'a>(pub &'a [u8]);
 
 impl ByteSource for SliceSource<'_> {
-    fn len(&self) -> Option<u64> {
+    fn total_len(&self) -> Option<u64> {
         Some(self.0.len() as u64)
     }
 
-    fn read_range(&mut self, start: u64, end: u64, sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>) -> Result<(), Error> {
-        let bytes = self
-            .0
-            .get(start as usize..end as usize)
-            .ok_or_else(|| Error::Io(format!("read past the end of the model ({end} > {})", self.0.len())))?;
+    fn read_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let bytes = self.0.get(start as usize..end as usize).ok_or_else(|| {
+            Error::Io(format!(
+                "read past the end of the model ({end} > {})",
+                self.0.len()
+            ))
+        })?;
         for chunk in bytes.chunks(8 << 20) {
             sink(chunk)?;
         }
@@ -48,7 +60,9 @@ pub struct LoadControl {
 
 impl LoadControl {
     pub fn cancelled(&self) -> bool {
-        self.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed))
+        self.cancel
+            .as_ref()
+            .is_some_and(|c| c.load(Ordering::Relaxed))
     }
 
     pub fn progress(&self, done: u64, total: u64) {

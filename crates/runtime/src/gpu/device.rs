@@ -43,14 +43,17 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("caps", &self.caps).finish()
+        f.debug_struct("GpuContext")
+            .field("caps", &self.caps)
+            .finish()
     }
 }
 
 /// The adapters this machine offers (native only).
 #[cfg(feature = "native")]
 pub fn list_adapters() -> Vec<wgpu::Adapter> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
 }
 
@@ -67,7 +70,8 @@ fn device_type_name(t: wgpu::DeviceType) -> &'static str {
 impl GpuContext {
     /// Pick the best adapter and create a device on it.
     pub async fn new(opts: &DeviceOptions) -> Result<GpuContext, Error> {
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
+        let instance =
+            wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env());
         let adapter = instance
             .request_adapter(&wgpu::RequestAdapterOptions {
                 power_preference: wgpu::PowerPreference::HighPerformance,
@@ -83,7 +87,10 @@ impl GpuContext {
         Self::from_adapter(adapter, opts).await
     }
 
-    pub async fn from_adapter(adapter: wgpu::Adapter, opts: &DeviceOptions) -> Result<GpuContext, Error> {
+    pub async fn from_adapter(
+        adapter: wgpu::Adapter,
+        opts: &DeviceOptions,
+    ) -> Result<GpuContext, Error> {
         let info = adapter.get_info();
         let available = adapter.features();
         let mut features = wgpu::Features::empty();
@@ -126,13 +133,20 @@ impl GpuContext {
             adapter_name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: device_type_name(info.device_type).to_string(),
-            driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             limits: device.limits(),
         };
-        Ok(GpuContext { device, queue, caps, fault })
+        Ok(GpuContext {
+            device,
+            queue,
+            caps,
+            fault,
+        })
     }
 
     /// Native convenience: block on [`GpuContext::new`].
@@ -152,6 +166,9 @@ impl GpuContext {
 
     /// Largest byte range one storage binding may cover.
     pub fn max_binding(&self) -> u64 {
-        (self.caps.limits.max_storage_buffer_binding_size as u64).min(self.caps.limits.max_buffer_size)
+        self.caps
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.caps.limits.max_buffer_size)
     }
 }

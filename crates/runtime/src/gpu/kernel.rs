@@ -51,40 +51,51 @@ impl GpuContext {
     /// rejects gives `Error::Gpu` with the compiler's message.
     pub fn compile(&self, name: &str, wgsl: &str) -> Result<Kernel, Error> {
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(wgsl.into()),
-        });
-        let pipeline = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(name),
-            layout: None,
-            module: &module,
-            entry_point: Some("main"),
-            compilation_options: Default::default(),
-            cache: None,
-        });
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(name),
+                source: wgpu::ShaderSource::Wgsl(wgsl.into()),
+            });
+        let pipeline = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(name),
+                layout: None,
+                module: &module,
+                entry_point: Some("main"),
+                compilation_options: Default::default(),
+                cache: None,
+            });
         if let Some(e) = pollster_or_ready(scope.pop()) {
             return Err(Error::Gpu(format!("kernel {name} does not compile: {e}")));
         }
         let layout = pipeline.get_bind_group_layout(0);
-        Ok(Kernel { name: name.to_string(), pipeline, layout })
+        Ok(Kernel {
+            name: name.to_string(),
+            pipeline,
+            layout,
+        })
     }
 
     /// A storage buffer initialised with `data` (padded to 4 bytes).
     pub fn storage_init(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
         let mut padded;
-        let bytes = if data.len() % 4 == 0 && !data.is_empty() {
+        let bytes = if data.len().is_multiple_of(4) && !data.is_empty() {
             data
         } else {
             padded = data.to_vec();
             padded.resize(data.len().div_ceil(4).max(1) * 4, 0);
             &padded
         };
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytes,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
     }
 
     /// A zeroed storage buffer of `size` bytes (rounded up to 4).
@@ -92,7 +103,9 @@ impl GpuContext {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: size.div_ceil(4).max(1) * 4,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
@@ -101,11 +114,12 @@ impl GpuContext {
     pub fn uniform_init(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
         let mut padded = data.to_vec();
         padded.resize(data.len().div_ceil(16).max(1) * 16, 0);
-        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(label),
-            contents: &padded,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-        })
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &padded,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
     }
 
     /// Bind `buffers` to bindings 0, 1, 2, … of `kernel`'s group 0.
@@ -113,7 +127,10 @@ impl GpuContext {
         let entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some(&kernel.name),
@@ -125,7 +142,12 @@ impl GpuContext {
     /// Run one dispatch of `kernel` now and wait for it (tests and one-off work only:
     /// the engine records many dispatches into one submission).
     #[cfg(feature = "native")]
-    pub fn run_once(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer], groups: (u32, u32, u32)) -> Result<(), Error> {
+    pub fn run_once(
+        &self,
+        kernel: &Kernel,
+        buffers: &[&wgpu::Buffer],
+        groups: (u32, u32, u32),
+    ) -> Result<(), Error> {
         let bind = self.bind(kernel, buffers);
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
@@ -191,7 +213,9 @@ impl GpuContext {
 
 /// Resolve an error-scope future. On native wgpu it is ready at once; on the web it is
 /// not, and callers there must await it instead.
-fn pollster_or_ready<F: std::future::Future<Output = Option<wgpu::Error>>>(f: F) -> Option<wgpu::Error> {
+fn pollster_or_ready<F: std::future::Future<Output = Option<wgpu::Error>>>(
+    f: F,
+) -> Option<wgpu::Error> {
     #[cfg(feature = "native")]
     {
         pollster::block_on(f)

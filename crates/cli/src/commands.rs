@@ -379,3 +379,80 @@ pub fn devices(as_json: bool) -> Result<(), String> {
     }
     Ok(())
 }
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+pub fn bench(
+    args: &ModelArgs,
+    pp: usize,
+    tg: usize,
+    reps: usize,
+    as_json: bool,
+) -> Result<(), String> {
+    if pp == 0 || reps == 0 {
+        return Err("--pp and --reps must be at least 1".into());
+    }
+    let started = std::time::Instant::now();
+    let mut args = args.clone();
+    args.ctx_size = Some(args.ctx_size.unwrap_or(0).max(pp + tg + 1));
+    let loaded = load::load(&args)?;
+    let load_s = started.elapsed().as_secs_f64();
+    // A fixed, ordinary prompt: ids spread over the vocabulary (no control tokens needed).
+    let n_vocab = loaded.config.n_vocab as u32;
+    let prompt: Vec<u32> = (0..pp as u32)
+        .map(|i| 1000 + (i * 7919) % (n_vocab - 1000))
+        .collect();
+    let (mut pp_times, mut tg_times, mut ttfts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut gpu_bytes = 0u64;
+    for rep in 0..=reps {
+        let mut session = loaded.session()?;
+        let mut sampler = Sampler::new(SamplingParams::greedy()).map_err(|e| e.to_string())?;
+        let t = std::time::Instant::now();
+        let mut token = session
+            .forward_sample(&prompt, &mut sampler, &prompt)
+            .map_err(|e| e.to_string())?;
+        let prefill = t.elapsed().as_secs_f64();
+        let t = std::time::Instant::now();
+        for _ in 0..tg {
+            token = session
+                .forward_sample(&[token], &mut sampler, &[])
+                .map_err(|e| e.to_string())?;
+        }
+        let decode = t.elapsed().as_secs_f64();
+        if let load::Backend::Gpu(m) = &loaded.backend {
+            gpu_bytes = m.plan.total_bytes;
+        }
+        // Rep 0 warms up (pipeline compilation, caches) and is not counted.
+        if rep > 0 {
+            pp_times.push(prefill);
+            ttfts.push(prefill);
+            if tg > 0 {
+                tg_times.push(decode);
+            }
+        }
+    }
+    let pp_s = median(pp_times);
+    let tg_tok_s = if tg > 0 {
+        tg as f64 / median(tg_times)
+    } else {
+        0.0
+    };
+    let out = json!({
+        "load_s": load_s, "pp_tokens": pp, "pp_tok_s": pp as f64 / pp_s, "tg_tokens": tg,
+        "tg_tok_s": tg_tok_s, "ttft_s": median(ttfts), "gpu_bytes": gpu_bytes,
+    });
+    if as_json {
+        println!("{out}");
+    } else {
+        println!(
+            "load {load_s:.2} s | pp{pp} {:.1} tok/s | tg{tg} {tg_tok_s:.2} tok/s | ttft {:.3} s | GPU memory {} MiB",
+            pp as f64 / pp_s,
+            out["ttft_s"].as_f64().unwrap_or(0.0),
+            gpu_bytes >> 20
+        );
+    }
+    Ok(())
+}

@@ -124,6 +124,21 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
+    /// Prefill and decode speed: medians over repetitions after a warm-up.
+    Bench {
+        #[command(flatten)]
+        model: ModelArgs,
+        /// Prompt tokens to prefill.
+        #[arg(long, default_value_t = 128)]
+        pp: usize,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 32)]
+        tg: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// GPU adapters, backends, features and limits.
     Devices {
         #[arg(long)]
@@ -192,6 +207,13 @@ fn main() -> ExitCode {
             sampling,
         } => commands::chat(&model, system.as_deref(), &sampling),
         Command::Devices { json } => commands::devices(json),
+        Command::Bench {
+            model,
+            pp,
+            tg,
+            reps,
+            json,
+        } => commands::bench(&model, pp, tg, reps, json),
         Command::Score {
             model,
             text,

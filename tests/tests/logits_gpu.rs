@@ -38,6 +38,24 @@ fn load(key: &str, opts: &DeviceOptions) -> (Arc<GgufFile>, Arc<GpuModel>) {
 fn check(key: &str, opts: DeviceOptions) {
     let fixture = logits::load(key);
     let (file, model) = load(key, &opts);
+    if opts.webgpu_default_limits {
+        // Every binding must fit 128 MiB: Gemma 3's 262144 × 640 Q8_0 table (178 MB) is split.
+        for m in [&model.tok_embd, model.output()] {
+            for c in &m.chunks {
+                assert!(
+                    c.rows * (c.buffer.size() / c.rows.max(1)) <= 128 << 20,
+                    "{} chunk too big",
+                    m.name
+                );
+            }
+        }
+        if key == "gemma3" {
+            assert!(
+                model.tok_embd.chunks.len() >= 2,
+                "the embedding table must be split by rows"
+            );
+        }
+    }
     let cpu = Arc::new(CpuModel::load(Arc::clone(&file)).expect("cpu model"));
     let n_vocab = model.config.n_vocab;
     let mut agreement = Agreement::default();

@@ -216,3 +216,39 @@ fn greedy_matches_llama_cpp(device: &str) {
 fn greedy_run_reproduces_llama_cpp_on_cpu() {
     greedy_matches_llama_cpp("cpu");
 }
+
+#[test]
+fn greedy_run_reproduces_llama_cpp_on_gpu() {
+    greedy_matches_llama_cpp("gpu");
+}
+
+#[test]
+fn devices_lists_an_adapter() {
+    let v: Value = serde_json::from_str(&stdout(&wisp(&["devices", "--json"]))).unwrap();
+    let list = v.as_array().unwrap();
+    assert!(!list.is_empty(), "at least one adapter (lavapipe in CI)");
+    assert!(
+        list[0]["limits"]["max_storage_buffer_binding_size"]
+            .as_u64()
+            .unwrap()
+            >= 128 << 20
+    );
+}
+
+#[test]
+fn memory_budget_and_limits_refuse_before_allocating() {
+    let m = model("gemma3");
+    let o = wisp(&[
+        "run",
+        &m,
+        "--prompt",
+        "hi",
+        "--gpu-memory-budget",
+        "100000000",
+    ]);
+    assert_clean_error(&o, "budget");
+    let plan: Value = serde_json::from_str(&stdout(&wisp(&["inspect", &m, "--json"]))).unwrap();
+    let total = plan["memory_plan"]["total_bytes"].as_u64().unwrap();
+    let weights = plan["memory_plan"]["weights_bytes"].as_u64().unwrap();
+    assert!(total > weights && weights > 250_000_000, "{plan}");
+}

@@ -18,8 +18,8 @@ use wisp::gpu::kernel::{f32_bytes, u32_bytes};
 use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::quant::{dequantize, f32_to_f16, GgmlType};
 use wisp_shaders::quant::{
-    get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, MatVariant,
-    QUANT_TYPES,
+    get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, matvec_single,
+    matvec_single_groups, MatVariant, QUANT_TYPES,
 };
 
 struct Rng(u64);
@@ -292,6 +292,12 @@ fn check_device(opts: DeviceOptions, seed: u64) {
                 "matvec",
                 matvec(ty, &v).unwrap(),
                 matvec_groups as fn(u32, u32) -> _,
+                false,
+            ),
+            (
+                "matvec_single",
+                matvec_single(ty).unwrap(),
+                matvec_single_groups as fn(u32, u32) -> _,
                 false,
             ),
             (

@@ -81,9 +81,14 @@ const GET_ROWS: &str = include_str!("../wgsl/get_rows.wgsl");
 
 /// Assemble kernel + dequantization for `ty`.
 fn build(ty: &str, kernel: &str, f16: bool) -> Option<String> {
+    build_with(ty, kernel, f16, &[])
+}
+
+fn build_with(ty: &str, kernel: &str, f16: bool, more: &[&str]) -> Option<String> {
     let (bs, ts, extra) = block_of(ty)?;
     let tdef = format!("T_{ty}");
     let mut defines: Vec<&str> = vec![&tdef];
+    defines.extend_from_slice(more);
     defines.extend_from_slice(extra);
     if f16 {
         defines.push("SHADER_F16");
@@ -121,6 +126,13 @@ pub fn matvec(ty: &str, _v: &MatVariant) -> Option<String> {
     build(ty, MATVEC, false)
 }
 
+/// Mat-vec with one token per z slice (the per-token decode path): same bindings and
+/// params as [`matvec`], a single accumulator per lane and a quarter of the reduction
+/// traffic; dispatch with [`matvec_single_groups`].
+pub fn matvec_single(ty: &str) -> Option<String> {
+    build_with(ty, MATVEC, false, &["TOK1"])
+}
+
 /// Prefill matmul for `ty`: 64x64 output tiles, each weight dequantized once per tile.
 pub fn matmul(ty: &str, v: &MatVariant) -> Option<String> {
     build(ty, MATMUL, v.f16)
@@ -135,6 +147,12 @@ pub fn get_rows(ty: &str) -> Option<String> {
 pub fn matvec_groups(rows: u32, n_tokens: u32) -> (u32, u32, u32) {
     let (x, y) = spread(rows.div_ceil(MATVEC_ROWS));
     (x, y, n_tokens.div_ceil(MATVEC_TOKENS).max(1))
+}
+
+/// Workgroups for [`matvec_single`]: 8 rows per workgroup over x/y, one token per z slice.
+pub fn matvec_single_groups(rows: u32, n_tokens: u32) -> (u32, u32, u32) {
+    let (x, y) = spread(rows.div_ceil(MATVEC_ROWS));
+    (x, y, n_tokens.max(1))
 }
 
 /// Workgroups for [`matmul`]: 64-row tiles over x/y, 64-token tiles over z.

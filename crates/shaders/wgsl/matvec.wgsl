@@ -20,9 +20,14 @@ struct MatParams {
 
 const LANES: u32 = 32u;
 const ROWS: u32 = 8u;
+#if TOK1
+// Single-token decode: one accumulator, a quarter of the reduction traffic.
+const TOK: u32 = 1u;
+var<workgroup> red: array<f32, 256>; // TOK * ROWS * LANES
+#else
 const TOK: u32 = 8u;
-
 var<workgroup> red: array<f32, 2048>; // TOK * ROWS * LANES
+#endif
 
 fn xv(i: u32) -> vec4<f32> {
     return vec4<f32>(X[i], X[i + 1u], X[i + 2u], X[i + 3u]);
@@ -37,7 +42,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     let row = (wg.x + wg.y * nwg.x) * ROWS + rl;
     let t0 = wg.z * TOK;
     let nt = min(TOK, P.n_tokens - min(t0, P.n_tokens));
-    var acc = array<f32, 8>();
+    var acc = array<f32, TOK>();
     if (row < P.rows) {
         let rb = row * row_bytes(P.cols);
         let ng = (P.cols + 7u) / 8u;

@@ -81,6 +81,14 @@ impl Kernels {
             .get_or_compile(ctx, &format!("matvec_{ty}_{}", self.f16), || src)
     }
 
+    /// The mat-vec for exactly one token (decode).
+    pub fn matvec_single(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
+        let src = wisp_shaders::quant::matvec_single(ty.name())
+            .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
+        self.cache
+            .get_or_compile(ctx, &format!("matvec1_{ty}"), || src)
+    }
+
     pub fn matmul(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
         let src = wisp_shaders::quant::matmul(ty.name(), &self.mat())
             .ok_or_else(|| Error::Unsupported(format!("no GPU mat-mul kernel for {ty}")))?;

@@ -450,14 +450,14 @@ fn push_matmul(
     let kernel = if batched {
         model.kernels.matmul(ctx, w.ty)?
     } else {
-        model.kernels.matvec(ctx, w.ty)?
+        model.kernels.matvec_single(ctx, w.ty)?
     };
     for (ci, chunk) in w.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, w.cols, chunk.row_start as u32);
         let groups_fn = if batched {
             wisp_shaders::quant::matmul_groups
         } else {
-            wisp_shaders::quant::matvec_groups
+            wisp_shaders::quant::matvec_single_groups
         };
         g.push(
             ctx,
@@ -810,7 +810,7 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
     let kernel = if all {
         model.kernels.matmul(ctx, out.ty)?
     } else {
-        model.kernels.matvec(ctx, out.ty)?
+        model.kernels.matvec_single(ctx, out.ty)?
     };
     for (ci, chunk) in out.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, out.cols, chunk.row_start as u32);
@@ -830,7 +830,7 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
                 if all {
                     wisp_shaders::quant::matmul_groups(rows as u32, n)
                 } else {
-                    wisp_shaders::quant::matvec_groups(rows as u32, n)
+                    wisp_shaders::quant::matvec_single_groups(rows as u32, n)
                 }
             },
         );

@@ -11,7 +11,13 @@
 //   sequences from the existing fixtures and only does step 3.
 //
 // usage: node logits_llamacpp.mjs [--backend vulkan|cpu] [--mode generate|teacher-force]
-//                                 [--models smollm2,gemma3,qwen2] [--out DIR]
+//                                 [--models smollm2,gemma3,qwen2] [--out DIR] [--vk-f16] [--threads N]
+//
+// Precision: ggml-vulkan multiplies matrices (batches of more than 8 tokens) with f16
+// accumulators whenever the device has shaderFloat16 (lavapipe has), which moves logits by up
+// to ~1.0 on SmolLM2. These fixtures are a precision reference, so by default this script
+// sets GGML_VK_DISABLE_F16=1 (f32 shaders; the KV cache stays f16). --vk-f16 keeps the
+// default f16 path (output llama_vulkan-f16_<key>.json) for comparison.
 // env:   WISP_MODELS (default <repo>/target/models), GGML_VK_VISIBLE_DEVICES=0 for lavapipe,
 //        NODE_LLAMA_CPP_SKIP_DOWNLOAD=true.
 import {createRequire} from "node:module";
@@ -43,6 +49,8 @@ function parseArgs(argv) {
         else if (k === "--mode") { a.mode = v; i++; }
         else if (k === "--models") { a.models = v.split(","); i++; }
         else if (k === "--out") { a.out = path.resolve(v); i++; }
+        else if (k === "--vk-f16") { a.vkF16 = true; }
+        else if (k === "--threads") { a.threads = Number(v); i++; }
         else throw new Error(`unknown argument ${k}`);
     }
     return a;
@@ -53,6 +61,7 @@ const modelsDir = process.env.WISP_MODELS ?? path.join(repo, "target", "models")
 const prompts = JSON.parse(fs.readFileSync(path.join(repo, "tests/fixtures/logits/prompts.json"), "utf8"));
 fs.mkdirSync(args.out, {recursive: true});
 
+if (args.backend === "vulkan" && !args.vkF16) process.env.GGML_VK_DISABLE_F16 = "1";
 const llama = await getLlama({
     gpu: args.backend === "cpu" ? false : args.backend,
     build: "never",
@@ -66,7 +75,9 @@ const info = {
     backend: llama.gpu === false ? "cpu" : llama.gpu,
     device: devices.join(", "),
     build_type: llama.buildType,
+    env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith("GGML_VK_") || k.startsWith("LP_"))),
 };
+const backendTag = info.backend + (args.backend === "vulkan" && args.vkF16 ? "-f16" : "");
 console.error(`[llama.cpp] ${JSON.stringify(info)}`);
 
 function topEntries(map, k) {
@@ -129,7 +140,7 @@ for (const key of args.models) {
     const maxLen = Math.max(...sequences.map((s) => s.n_prompt + N_GEN));
     const ctxSize = Math.max(256, Math.ceil(maxLen / 256) * 256);
     const context = await model.createContext({contextSize: ctxSize, batchSize: ctxSize,
-        sequences: 1, flashAttention: false});
+        sequences: 1, flashAttention: false, ...(args.threads ? {threads: args.threads} : {})});
     const seq = context.getSequence();
     console.error(`[${key}] ${file}: gpuLayers=${model.gpuLayers} ctx=${ctxSize} cases=${sequences.length}`);
 
@@ -156,7 +167,7 @@ for (const key of args.models) {
             `(${(s.tokens.length / ((t2 - t1) / 1000)).toFixed(1)} tok/s) ${JSON.stringify(c.continuation_text ?? "")}`);
     }
     const out = {model: file, add_bos: model.tokens.shouldPrependBosToken, info, mode: args.mode, cases};
-    const outFile = path.join(args.out, `llama_${info.backend}_${key}.json`);
+    const outFile = path.join(args.out, `llama_${backendTag}_${key}.json`);
     fs.writeFileSync(outFile, JSON.stringify(out));
     console.error(`[${key}] wrote ${outFile}`);
     await context.dispose();

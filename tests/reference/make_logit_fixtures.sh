@@ -8,6 +8,8 @@
 #      MODELS        comma list, default smollm2,gemma3,qwen2
 #      SKIP_LLAMA=1  reuse target/logit-fixtures/llama_vulkan_*.json (redo f64, merge, check)
 #      CPU_COMPARE=1 also teacher-force SmolLM2 on llama.cpp's CPU backend and report it
+#      F16_COMPARE=1 also teacher-force SmolLM2 on Vulkan with its default f16 accumulators
+# The Vulkan run sets GGML_VK_DISABLE_F16=1 (see logits_llamacpp.mjs and README.md).
 # Takes ~30-60 min on 2 shared CPU cores with lavapipe (most of it llama.cpp on lavapipe).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -42,5 +44,9 @@ compare=""
 if [ "${CPU_COMPARE:-0}" = 1 ]; then
   node "$here/logits_llamacpp.mjs" --backend cpu --mode teacher-force --models smollm2 --out "$work"
   compare="$work/llama_cpu_smollm2.json"
+fi
+if [ "${F16_COMPARE:-0}" = 1 ]; then
+  node "$here/logits_llamacpp.mjs" --backend vulkan --vk-f16 --mode teacher-force --models smollm2 --out "$work"
+  compare="${compare:+$compare,}$work/llama_vulkan-f16_smollm2.json"
 fi
 python3 "$here/check_logit_fixtures.py" --models "$MODELS" --compare "$compare"

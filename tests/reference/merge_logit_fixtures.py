@@ -9,11 +9,16 @@ import ctypes
 import glob
 import json
 import os
+import re
+
+import gguf
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 FIXTURES = os.path.join(REPO, "tests", "fixtures", "logits")
 GENERATOR = "tests/reference/make_logit_fixtures.sh"
+MODEL_FILES = {"smollm2": "SmolLM2-135M-Instruct.Q4_1.gguf", "gemma3": "gemma-3-270m-q4_k_m.gguf",
+               "qwen2": "qwen2.5-coder-0.5b-instruct-q4_k_m.gguf"}
 NEAR_TIE = 0.3
 CAPITAL = "The capital of France is"
 
@@ -55,6 +60,27 @@ def dump_fixture(out):
     return text
 
 
+def vocab_pieces(key, ids):
+    """Raw vocabulary strings of the tokens (special tokens included), from the GGUF."""
+    models = os.environ.get("WISP_MODELS", os.path.join(REPO, "target", "models"))
+    r = gguf.GGUFReader(os.path.join(models, MODEL_FILES[key]))
+    f = r.fields["tokenizer.ggml.tokens"]
+    return [bytes(f.parts[f.data[i]]).decode("utf-8", "replace") for i in ids]
+
+
+def compact_json(obj):
+    text = json.dumps(obj, ensure_ascii=False, indent=1)
+    # keep number lists on one line
+    text = re.sub(r"\[\s*(-?[\d.e+-]+(?:,\s*-?[\d.e+-]+)*)\s*\]",
+                  lambda m: "[" + re.sub(r",\s*", ", ", m.group(1)) + "]", text)
+    # and lists of strings
+    s = r'"(?:[^"\\]|\\.)*"'
+    text = re.sub(r"\[\s*(" + s + r"(?:,\s*" + s + r")*)\s*\]",
+                  lambda m: "[" + re.sub(r'",\s*"', '", "', m.group(1)) + "]", text)
+    assert json.loads(text) == obj
+    return text + "\n"
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", default=os.path.join(REPO, "target", "logit-fixtures"))
@@ -78,6 +104,8 @@ def main():
         if build:
             version += f" (build {build})"
         version += f", node-llama-cpp {info['node_llama_cpp']} {info['build_type']}"
+        if info.get("env", {}).get("GGML_VK_DISABLE_F16"):
+            version += ", GGML_VK_DISABLE_F16=1 (f32 mat-mat accumulation; KV cache f16)"
         cases = []
         assert len(L["cases"]) == len(F["cases"])
         for lc, fc in zip(L["cases"], F["cases"]):
@@ -99,6 +127,7 @@ def main():
                     "prompt_tokens": lc["tokens"][:n],
                     "continuation_ids": lc["tokens"][n:],
                     "continuation_text": lc["continuation_text"],
+                    "continuation_pieces": vocab_pieces(key, lc["tokens"][n:]),
                     "first_near_tie": first,
                     "first_near_tie_f64_gap": None if first is None else r5(gaps[first]),
                     "f64_top2_gap": [r5(g) for g in gaps],
@@ -116,8 +145,7 @@ def main():
     greedy["models"] = {k: greedy["models"][k] for k in sorted(greedy["models"])}
     path = gpath
     with open(path, "w") as f:
-        json.dump(greedy, f, ensure_ascii=False, indent=1)
-        f.write("\n")
+        f.write(compact_json(greedy))
     print(f"wrote {os.path.relpath(path, REPO)}")
 
 

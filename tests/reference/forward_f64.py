@@ -38,6 +38,7 @@ import numpy as np
 import gguf
 
 TOP_K = 20
+KV_F16 = False
 
 
 class Model:
@@ -182,6 +183,9 @@ def layer_forward(m, il, W, x):
         k = rms_norm(k, W["attn_k_norm"], m.eps)
     q = rope(q, pos, m.n_rot, m.rope_base_l[il], m.rope_neox)
     k = rope(k, pos, m.n_rot, m.rope_base_l[il], m.rope_neox)
+    if KV_F16:  # diagnostic only: mimic llama.cpp's f16 KV cache
+        k = k.astype(np.float16).astype(np.float64)
+        v = v.astype(np.float16).astype(np.float64)
     window = m.n_swa if (a == "gemma3" and m.swa[il]) else 0
     o = attention(q, k, v, m.attn_scale, window).reshape(T, -1)
     o = o @ W["attn_output"].T
@@ -257,7 +261,11 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--tokens", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--kv-f16", action="store_true",
+                    help="diagnostic: round K and V to f16 like llama.cpp's default KV cache (not for fixtures)")
     args = ap.parse_args()
+    global KV_F16
+    KV_F16 = args.kv_f16
     m = Model(args.model)
     print(f"[f64] {args.model}: {json.dumps(m.describe())}", file=sys.stderr)
     src = json.load(open(args.tokens))

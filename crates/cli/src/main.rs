@@ -154,7 +154,10 @@ fn main() -> ExitCode {
             // Usage errors follow the error rule too: one line naming the problem.
             let text = e.to_string();
             let first = text.lines().next().unwrap_or("invalid arguments");
-            eprintln!("wisp: {} (see wisp --help)", first.trim_start_matches("error: "));
+            eprintln!(
+                "wisp: {} (see wisp --help)",
+                first.trim_start_matches("error: ")
+            );
             return ExitCode::from(2);
         }
     };

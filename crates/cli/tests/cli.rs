@@ -250,5 +250,9 @@ fn memory_budget_and_limits_refuse_before_allocating() {
     let plan: Value = serde_json::from_str(&stdout(&wisp(&["inspect", &m, "--json"]))).unwrap();
     let total = plan["memory_plan"]["total_bytes"].as_u64().unwrap();
     let weights = plan["memory_plan"]["weights_bytes"].as_u64().unwrap();
-    assert!(total > weights && weights > 240_000_000, "{}", plan["memory_plan"]);
+    assert!(
+        total > weights && weights > 240_000_000,
+        "{}",
+        plan["memory_plan"]
+    );
 }

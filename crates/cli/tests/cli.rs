@@ -153,8 +153,9 @@ fn score_json_shape() {
     }
 }
 
-/// `wisp run --temperature 0` against llama.cpp's greedy continuation, up to the first
-/// near-tie of the float64 reference (where the two may legitimately part).
+/// `wisp run --temperature 0` against llama.cpp's greedy continuation: identical up to
+/// the first near-tie of the float64 reference, and beyond it for as long as the two
+/// agree; where they part, it must be at a near-tie (top-2 gap < 0.3).
 fn greedy_matches_llama_cpp(device: &str) {
     let greedy: Value = serde_json::from_str(
         &std::fs::read_to_string(wisp_e2e::fixtures_dir().join("logits/greedy.json")).unwrap(),
@@ -169,14 +170,12 @@ fn greedy_matches_llama_cpp(device: &str) {
             .iter()
             .map(|x| x.as_u64().unwrap() as u32)
             .collect();
-        let n = g["first_near_tie"]
-            .as_u64()
-            .map_or(ids.len(), |x| x as usize)
-            .min(ids.len());
-        assert!(
-            n >= 3,
-            "{key}: too few decisive tokens ({n}) to test anything"
-        );
+        let gaps: Vec<f64> = g["f64_top2_gap"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect();
         let path = wisp_e2e::model_path(key);
         let out = stdout(&wisp(&[
             "run",
@@ -188,22 +187,37 @@ fn greedy_matches_llama_cpp(device: &str) {
             "--temperature",
             "0",
             "--max-tokens",
-            &n.to_string(),
+            &ids.len().to_string(),
         ]));
         let header = wisp::gguf::GgufFile::open(&path).unwrap().header;
         let tok = wisp::tokenizer::Tokenizer::from_gguf(&header).unwrap();
-        let expected: String = ids[..n]
-            .iter()
-            .map(|&id| String::from_utf8_lossy(&tok.token_bytes(id, false)).into_owned())
-            .collect();
-        assert_eq!(
-            out,
-            expected,
-            "{key} on {device}: greedy text differs from llama.cpp's {:?}",
-            &ids[..n]
+        // How many of llama.cpp's tokens our text reproduces.
+        let mut expected = String::new();
+        let mut matched = 0;
+        for &id in &ids {
+            if tok.is_eog(id) {
+                // Both stopped here.
+                matched = if out == expected { ids.len() } else { matched };
+                break;
+            }
+            expected.push_str(&String::from_utf8_lossy(&tok.token_bytes(id, false)));
+            if !out.starts_with(&expected) {
+                break;
+            }
+            matched += 1;
+        }
+        if matched < ids.len() {
+            assert!(
+                gaps[matched] < 0.3,
+                "{key} on {device}: diverges from llama.cpp at token {matched} where the float64 gap is {} (not a near-tie): {out:?}",
+                gaps[matched]
+            );
+        }
+        eprintln!(
+            "{key} on {device}: {matched} of {} greedy tokens match llama.cpp: {out:?}",
+            ids.len()
         );
-        eprintln!("{key} on {device}: {n} greedy tokens match llama.cpp: {out:?}");
-        if key == "qwen2" && n >= 13 {
+        if key == "qwen2" && matched >= 13 {
             assert!(
                 out.starts_with(" Paris. Paris is located in the northwestern part of France."),
                 "{out:?}"

@@ -143,4 +143,23 @@ impl Agreement {
             }
         }
     }
+
+    /// The bars every backend must meet: enough decisive positions to mean something, the
+    /// first generated position against llama.cpp, top-1 agreement where decisive.
+    pub fn assert_meets_bars(&self) {
+        assert!(
+            self.gated >= 16,
+            "too few decisive positions to test anything"
+        );
+        assert!(
+            self.first_position_failures.is_empty(),
+            "{:#?}",
+            self.first_position_failures
+        );
+        assert!(
+            self.top1_mismatches.is_empty(),
+            "{:#?}",
+            self.top1_mismatches
+        );
+    }
 }

@@ -250,31 +250,20 @@ impl CpuSession {
                 .enumerate()
             {
                 let pos = self.n_past + t;
-                for head in qt.chunks_mut(cfg.head_dim_k) {
-                    if let Some(w) = &lv.q_norm {
-                        rms_norm(head, w, cfg.rms_eps);
+                for (heads, norm) in [(qt, &lv.q_norm), (kt, &lv.k_norm)] {
+                    for head in heads.chunks_mut(cfg.head_dim_k) {
+                        if let Some(w) = norm {
+                            rms_norm(head, w, cfg.rms_eps);
+                        }
+                        rope(
+                            head,
+                            pos,
+                            cfg.rope_dims,
+                            base,
+                            cfg.rope_freq_scale,
+                            cfg.rope_style,
+                        );
                     }
-                    rope(
-                        head,
-                        pos,
-                        cfg.rope_dims,
-                        base,
-                        cfg.rope_freq_scale,
-                        cfg.rope_style,
-                    );
-                }
-                for head in kt.chunks_mut(cfg.head_dim_k) {
-                    if let Some(w) = &lv.k_norm {
-                        rms_norm(head, w, cfg.rms_eps);
-                    }
-                    rope(
-                        head,
-                        pos,
-                        cfg.rope_dims,
-                        base,
-                        cfg.rope_freq_scale,
-                        cfg.rope_style,
-                    );
                 }
             }
             let (kd, vd) = (cfg.k_dim(), cfg.v_dim());

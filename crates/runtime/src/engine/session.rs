@@ -273,11 +273,12 @@ impl GpuSession {
         };
         let queue = &self.model.ctx.queue;
         self.head_last.write_params(queue, head_args);
+        let use_argmax = params.is_greedy() && !sampler_has_penalties(sampler);
         let full_logits =
             !params.is_greedy() && (params.top_k == 0 || params.top_k > TOP_K_CANDIDATES);
         let sampler_graph = if full_logits {
             None
-        } else if params.is_greedy() && !sampler_has_penalties(sampler) {
+        } else if use_argmax {
             Some(&mut self.argmax)
         } else {
             Some(&mut self.top_k)
@@ -289,7 +290,7 @@ impl GpuSession {
                 Some(g) => {
                     g.write_params(queue, head_args);
                     self.counters.dispatches += g.encode(&mut pass, head_args) as u64;
-                    if params.is_greedy() && !sampler_has_penalties(sampler) {
+                    if use_argmax {
                         8
                     } else {
                         (TOP_K_CANDIDATES * 8) as u64
@@ -781,8 +782,9 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
     Ok(g)
 }
 
-/// Final norm and output head. `all = false`: the row at `pos0` of the batch (the last
-/// token) into logits row 0; `all = true`: `n_tokens` rows starting at row `pos0`.
+/// Final norm and output head for `n_tokens` rows of the batch starting at row `pos0`
+/// into logits rows 0.. (the last token alone: `n_tokens = 1`). `all` picks the tiled
+/// mat-mul for many rows instead of the mat-vec.
 fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> {
     let ctx = &model.ctx;
     let cfg = &model.config;
@@ -796,45 +798,27 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
         Params::Shared(
             "head_norm".into(),
             Box::new(move |a: StepArgs| {
-                let rows = if all { a.n_tokens } else { 1 };
                 ops::RmsNormParams {
                     x_offset: a.pos0 * e,
-                    ..ops::RmsNormParams::rows(e, rows, eps)
+                    ..ops::RmsNormParams::rows(e, a.n_tokens, eps)
                 }
                 .bytes()
             }),
         ),
-        move |a| ops::rms_norm_groups(if all { a.n_tokens } else { 1 }),
+        move |a| ops::rms_norm_groups(a.n_tokens),
     );
-    let out = model.output();
-    let kernel = if all {
-        model.kernels.matmul(ctx, out.ty)?
-    } else {
-        model.kernels.matvec_single(ctx, out.ty)?
-    };
-    for (ci, chunk) in out.chunks.iter().enumerate() {
-        let (rows, cols, row_start) = (chunk.rows, out.cols, chunk.row_start as u32);
-        g.push(
-            ctx,
-            &kernel,
-            &[&chunk.buffer, &b.h, &b.logits],
-            Params::Shared(
-                format!("head:{ci}"),
-                Box::new(move |a: StepArgs| {
-                    let n = if all { a.n_tokens } else { 1 };
-                    mat_params(rows, cols, n, 0, e, row_start, nv, false)
-                }),
-            ),
-            move |a| {
-                let n = if all { a.n_tokens } else { 1 };
-                if all {
-                    wisp_shaders::quant::matmul_groups(rows as u32, n)
-                } else {
-                    wisp_shaders::quant::matvec_single_groups(rows as u32, n)
-                }
-            },
-        );
-    }
+    push_matmul(
+        &mut g,
+        model,
+        model.output(),
+        &b.h,
+        &b.logits,
+        e,
+        nv,
+        false,
+        all,
+        "head",
+    )?;
     if cfg.final_logit_softcap > 0.0 {
         let softcap = model.kernels.op(ctx, "softcap")?;
         let cap = cfg.final_logit_softcap;
@@ -845,11 +829,10 @@ fn build_head(model: &GpuModel, b: &Buffers, all: bool) -> Result<Graph, Error> 
             Params::Shared(
                 "softcap".into(),
                 Box::new(move |a: StepArgs| {
-                    ops::ElementwiseParams::softcap(nv * if all { a.n_tokens } else { 1 }, cap)
-                        .bytes()
+                    ops::ElementwiseParams::softcap(nv * a.n_tokens, cap).bytes()
                 }),
             ),
-            move |a| ops::softcap_groups(nv * if all { a.n_tokens } else { 1 }),
+            move |a| ops::softcap_groups(nv * a.n_tokens),
         );
     }
     Ok(g)

@@ -1,6 +1,8 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
 mod models;
+mod serve;
+mod web;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -11,6 +13,9 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
   fetch-models       download the test models and llama.cpp's test vectors (cached)
+  demo               build the npm package, fetch SmolLM2 and serve the chat demo page
+  js                 build the npm package (wasm + JS) into bindings/js/dist
+  js-test [--no-build]  the browser tests (package and demo) in headless Chromium
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
 ";
 
@@ -19,6 +24,9 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("js") => web::js(),
+        Some("demo") => web::demo(),
+        Some("js-test") => web::js_test(!args.iter().any(|a| a == "--no-build")),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");
@@ -54,7 +62,7 @@ pub fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-fn cargo() -> Command {
+pub fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
@@ -107,6 +115,18 @@ fn ci(full: bool) -> Result<(), String> {
             "warnings",
         ]))
     })?;
+    step("clippy wasm", &mut || {
+        run(cargo().args([
+            "clippy",
+            "-p",
+            "wisp-js",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     step("fetch-models", &mut || models::fetch_all().map(|_| ()))?;
     step("tests", &mut || {
         let mut cmd = cargo();
@@ -116,6 +136,7 @@ fn ci(full: bool) -> Result<(), String> {
         }
         run(&mut cmd)
     })?;
+    step("browser", &mut || web::js_test(true))?;
     eprintln!("\nsuite times:");
     for (name, secs) in &timings {
         eprintln!("  {name:<14} {secs:>7.1} s");

@@ -1,10 +1,10 @@
 //! The commands of `wisp`, each a thin driver over the runtime library.
 
-use crate::load::{self, Loaded};
+use crate::load;
 use crate::{ModelArgs, SamplingArgs};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, IsTerminal, Write};
-use wisp::chat::{ChatMessage, ChatTemplate, RenderOptions};
+use wisp::chat::{chat_prompt_tokens, render_options, ChatMessage, ChatTemplate};
 use wisp::engine::MemoryPlan;
 use wisp::generate::{generate, GenerateOptions};
 use wisp::gguf::{Array, Value};
@@ -205,24 +205,11 @@ pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> R
     Ok(())
 }
 
-fn render_options(loaded: &Loaded) -> RenderOptions {
-    let text = |id: Option<u32>| {
-        id.map(|id| String::from_utf8_lossy(&loaded.tokenizer.token_bytes(id, true)).into_owned())
-            .unwrap_or_default()
-    };
-    RenderOptions {
-        add_generation_prompt: true,
-        bos_token: text(loaded.tokenizer.bos()),
-        eos_token: text(loaded.tokenizer.eos()),
-        ..RenderOptions::default()
-    }
-}
-
 pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<(), String> {
     let mut sampler = sampler(s)?;
     let loaded = load::load(args)?;
     let template = ChatTemplate::from_gguf(&loaded.file.header).map_err(|e| e.to_string())?;
-    let opts = render_options(&loaded);
+    let opts = render_options(&loaded.tokenizer);
     let mut session = loaded.session()?;
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(sys) = system {
@@ -250,19 +237,8 @@ pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<
             role: "user".into(),
             content: line,
         });
-        let prompt = template
-            .render(&messages, &opts)
+        let ids = chat_prompt_tokens(&template, &loaded.tokenizer, &messages, &opts)
             .map_err(|e| e.to_string())?;
-        // Template output carries the control tokens; BOS comes from the template itself
-        // when it writes one, so only add it when the template did not.
-        let mut ids = loaded.tokenizer.encode(&prompt, true);
-        if loaded.tokenizer.add_bos() {
-            if let Some(bos) = loaded.tokenizer.bos() {
-                if ids.first() != Some(&bos) {
-                    ids.insert(0, bos);
-                }
-            }
-        }
         let gen_opts = GenerateOptions {
             max_tokens: s.max_tokens,
             stop: s.stop.clone(),

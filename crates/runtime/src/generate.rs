@@ -70,29 +70,137 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
 }
 
-/// Keep the cache's common prefix with `prompt`; returns the tokens still to evaluate
-/// (at least one, so there are logits to sample from).
-pub fn reuse_prefix<'p>(model: &mut dyn Forward, prompt: &'p [u32]) -> Result<&'p [u32], Error> {
+/// How many cached tokens to keep for `prompt`: their common prefix, leaving at least
+/// one prompt token to evaluate (so there are logits to sample from).
+pub fn prefix_to_keep(cached: &[u32], prompt: &[u32], n_ctx: usize) -> Result<usize, Error> {
     if prompt.is_empty() {
         return Err(Error::InvalidRequest("empty prompt".into()));
     }
-    if prompt.len() > model.n_ctx() {
+    if prompt.len() > n_ctx {
         return Err(Error::InvalidRequest(format!(
-            "the prompt has {} tokens but the context holds {}; shorten it or raise the context size",
+            "the prompt has {} tokens but the context holds {n_ctx}; shorten it or raise the context size",
             prompt.len(),
-            model.n_ctx()
         )));
     }
-    let common = model
-        .cached_tokens()
+    let common = cached
         .iter()
         .zip(prompt)
         .take_while(|(a, b)| a == b)
         .count();
-    // At least one token must be evaluated to get logits.
-    let keep = common.min(prompt.len() - 1);
+    Ok(common.min(prompt.len() - 1))
+}
+
+/// Keep the cache's common prefix with `prompt`; returns the tokens still to evaluate
+/// (at least one, so there are logits to sample from).
+pub fn reuse_prefix<'p>(model: &mut dyn Forward, prompt: &'p [u32]) -> Result<&'p [u32], Error> {
+    let keep = prefix_to_keep(model.cached_tokens(), prompt, model.n_ctx())?;
     model.truncate(keep);
     Ok(&prompt[keep..])
+}
+
+/// The bookkeeping of one generation, apart from evaluating tokens: what to evaluate
+/// next, detokenizing, stop strings, limits. Blocking and async drivers share it.
+pub struct Generator<'a> {
+    tokenizer: &'a Tokenizer,
+    decoder: StreamDecoder<'a>,
+    stops: StopMatcher<'a>,
+    pending: Vec<u32>,
+    history: Vec<u32>,
+    tokens: Vec<u32>,
+    max: usize,
+    prompt_tokens: usize,
+    prefilled_tokens: usize,
+}
+
+impl<'a> Generator<'a> {
+    /// Start after `prompt`, of which the first `kept` tokens are already in the cache.
+    pub fn new(
+        tokenizer: &'a Tokenizer,
+        prompt: &[u32],
+        kept: usize,
+        opts: &'a GenerateOptions,
+    ) -> Generator<'a> {
+        Generator {
+            tokenizer,
+            decoder: StreamDecoder::new(tokenizer, false),
+            stops: StopMatcher::new(&opts.stop),
+            pending: prompt[kept..].to_vec(),
+            history: prompt.to_vec(),
+            tokens: Vec::new(),
+            max: opts.max_tokens.unwrap_or(usize::MAX),
+            prompt_tokens: prompt.len(),
+            prefilled_tokens: prompt.len() - kept,
+        }
+    }
+
+    /// `Some(Length)` when the token limit allows no (more) tokens.
+    pub fn limit_reached(&self) -> Option<FinishReason> {
+        (self.tokens.len() >= self.max).then_some(FinishReason::Length)
+    }
+
+    /// The tokens to evaluate next.
+    pub fn input(&self) -> &[u32] {
+        &self.pending
+    }
+
+    /// The prompt and the tokens generated so far (for repetition penalties).
+    pub fn history(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Tokens generated so far.
+    pub fn generated(&self) -> usize {
+        self.tokens.len()
+    }
+
+    /// Take the sampled `token` (the input is now in the cache, which holds `cached` of
+    /// `n_ctx` tokens); returns why generation ends, if it does.
+    pub fn accept(
+        &mut self,
+        token: u32,
+        cached: usize,
+        n_ctx: usize,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Option<FinishReason> {
+        if self.tokenizer.is_eog(token) {
+            return Some(FinishReason::Stop);
+        }
+        self.tokens.push(token);
+        self.history.push(token);
+        let (ready, hit) = self.stops.push(&self.decoder.push(token));
+        if !ready.is_empty() && !on_text(&ready) {
+            return Some(FinishReason::Cancelled);
+        }
+        if hit {
+            return Some(FinishReason::Stop);
+        }
+        if self.tokens.len() >= self.max || cached >= n_ctx {
+            return Some(FinishReason::Length);
+        }
+        self.pending = vec![token];
+        None
+    }
+
+    /// Flush held-back text and describe the result.
+    pub fn finish(
+        mut self,
+        finish: FinishReason,
+        on_text: &mut dyn FnMut(&str) -> bool,
+    ) -> Generation {
+        if finish != FinishReason::Stop || !self.stops.hit {
+            let rest = self.stops.finish(&self.decoder.finish());
+            if !rest.is_empty() && finish != FinishReason::Cancelled {
+                on_text(&rest);
+            }
+        }
+        Generation {
+            text: self.stops.emitted,
+            tokens: self.tokens,
+            prompt_tokens: self.prompt_tokens,
+            prefilled_tokens: self.prefilled_tokens,
+            finish_reason: finish,
+        }
+    }
 }
 
 /// Generate after `prompt`, calling `on_text` with each piece of text as soon as it is
@@ -106,51 +214,19 @@ pub fn generate(
     opts: &GenerateOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Generation, Error> {
-    let mut pending: Vec<u32> = reuse_prefix(model, prompt)?.to_vec();
-    let prefilled_tokens = pending.len();
-    let mut history: Vec<u32> = prompt.to_vec();
-    let mut decoder = StreamDecoder::new(tokenizer, false);
-    let mut stops = StopMatcher::new(&opts.stop);
-    let mut tokens = Vec::new();
-    let max = opts.max_tokens.unwrap_or(usize::MAX);
+    let kept = prefix_to_keep(model.cached_tokens(), prompt, model.n_ctx())?;
+    model.truncate(kept);
+    let mut g = Generator::new(tokenizer, prompt, kept, opts);
     let finish = loop {
-        if tokens.len() >= max {
-            break FinishReason::Length;
+        if let Some(done) = g.limit_reached() {
+            break done;
         }
-        let token = model.forward_sample(&pending, sampler, &history)?;
-        if tokenizer.is_eog(token) {
-            break FinishReason::Stop;
+        let token = model.forward_sample(g.input(), sampler, g.history())?;
+        if let Some(done) = g.accept(token, model.cached_tokens().len(), model.n_ctx(), on_text) {
+            break done;
         }
-        tokens.push(token);
-        history.push(token);
-        let (ready, hit) = stops.push(&decoder.push(token));
-        if !ready.is_empty() && !on_text(&ready) {
-            break FinishReason::Cancelled;
-        }
-        if hit {
-            break FinishReason::Stop;
-        }
-        if tokens.len() >= max {
-            break FinishReason::Length;
-        }
-        if model.cached_tokens().len() >= model.n_ctx() {
-            break FinishReason::Length;
-        }
-        pending = vec![token];
     };
-    if finish != FinishReason::Stop || !stops.hit {
-        let rest = stops.finish(&decoder.finish());
-        if !rest.is_empty() && finish != FinishReason::Cancelled {
-            on_text(&rest);
-        }
-    }
-    Ok(Generation {
-        text: stops.emitted,
-        tokens,
-        prompt_tokens: prompt.len(),
-        prefilled_tokens,
-        finish_reason: finish,
-    })
+    Ok(g.finish(finish, on_text))
 }
 
 /// Holds back text that could still turn into a stop string.

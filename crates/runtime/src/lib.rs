@@ -6,7 +6,6 @@
 //! against), [`sampling`] picks the next token.
 
 pub mod chat;
-#[cfg(feature = "native")]
 pub mod engine;
 pub mod error;
 pub mod generate;

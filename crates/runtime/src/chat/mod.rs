@@ -29,6 +29,7 @@
 
 mod builtin;
 mod clock;
+mod prompt;
 mod python;
 mod rewrite;
 
@@ -43,6 +44,7 @@ use crate::Error;
 
 pub use builtin::Builtin;
 pub use clock::DateTime;
+pub use prompt::{chat_prompt_tokens, render_options};
 
 const TEMPLATE_NAME: &str = "chat_template";
 

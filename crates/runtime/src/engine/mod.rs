@@ -5,6 +5,7 @@
 //! a download on a phone), checks the [`MemoryPlan`] against the device before
 //! allocating, and uploads each tensor once, chunk by chunk.
 
+pub mod generate;
 pub mod graph;
 pub mod kernels;
 pub mod model;
@@ -12,7 +13,8 @@ pub mod plan;
 pub mod session;
 pub mod source;
 
-pub use model::GpuModel;
+pub use generate::{generate_async, Hooks, Timings};
+pub use model::{GpuModel, ModelUpload, UploadBytes};
 pub use plan::MemoryPlan;
 pub use session::{Counters, GpuSession};
 pub use source::{ByteSource, LoadControl, SliceSource};

@@ -10,6 +10,7 @@
 
 use super::kernels::Kernels;
 use super::plan::{row_chunks, MemoryPlan};
+#[cfg(feature = "native")]
 use super::source::{ByteSource, LoadControl};
 use crate::gguf::{GgufHeader, TensorInfo};
 use crate::gpu::GpuContext;
@@ -91,8 +92,10 @@ impl GpuModel {
         self.output.as_ref().unwrap_or(&self.tok_embd)
     }
 
-    /// Plan, check, allocate and upload. `n_ctx` and `budget` are only used to check the
-    /// memory plan (sessions allocate their own KV caches).
+    /// Plan, check, allocate and upload from a blocking source (native).
+    /// `n_ctx` and `budget` are only used to check the memory plan (sessions allocate
+    /// their own KV caches).
+    #[cfg(feature = "native")]
     pub fn load(
         ctx: Arc<GpuContext>,
         header: &GgufHeader,
@@ -101,6 +104,106 @@ impl GpuModel {
         n_ctx: usize,
         budget: Option<u64>,
     ) -> Result<GpuModel, Error> {
+        let mut upload = ModelUpload::begin(ctx, header, n_ctx, budget)?;
+        if let Some(len) = source.total_len() {
+            upload.check_source_len(len)?;
+        }
+        for (start, end) in upload.ranges() {
+            source.read_range(start, end, &mut |bytes| {
+                upload.push(bytes)?;
+                control.progress(upload.done, upload.total);
+                if control.cancelled() {
+                    Err(Error::Cancelled)
+                } else {
+                    Ok(())
+                }
+            })?;
+        }
+        crate::gpu::wait::block_on(upload.finish())
+    }
+}
+
+/// Bytes on their way to the GPU: a slice natively; in the browser a JS array that is
+/// written to the GPU without being copied into wasm memory.
+pub trait UploadBytes {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Append bytes `[start, end)` to `out`.
+    fn copy_to(&self, start: usize, end: usize, out: &mut Vec<u8>);
+    /// Write bytes `[start, end)` (a multiple of 4 long) at `offset` of `buffer`.
+    fn write_to(
+        &self,
+        queue: &wgpu::Queue,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        start: usize,
+        end: usize,
+    );
+}
+
+impl UploadBytes for [u8] {
+    fn len(&self) -> usize {
+        <[u8]>::len(self)
+    }
+    fn copy_to(&self, start: usize, end: usize, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self[start..end]);
+    }
+    fn write_to(
+        &self,
+        queue: &wgpu::Queue,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        start: usize,
+        end: usize,
+    ) {
+        queue.write_buffer(buffer, offset, &self[start..end]);
+    }
+}
+
+/// Where the bytes of one tensor go.
+struct Pending {
+    tensor: TensorInfo,
+    dest: Dest,
+}
+
+/// A model upload in progress: the plan is checked and the buffers allocated; the
+/// caller reads [`ModelUpload::ranges`] of the file in order, from wherever the file
+/// is, and pushes the bytes; [`ModelUpload::finish`] waits for the GPU and assembles the
+/// model. Only small vectors (norms, biases) are copied on the CPU.
+pub struct ModelUpload {
+    ctx: Arc<GpuContext>,
+    config: ModelConfig,
+    tensors: ModelTensors,
+    plan: MemoryPlan,
+    data_end: u64,
+    /// Every tensor the architecture uses, in file order.
+    order: Vec<TensorInfo>,
+    /// Index in `order` of the tensor being received, and its bytes received so far.
+    current: usize,
+    received: u64,
+    dest: Option<Pending>,
+    writer: ChunkWriter,
+    matrices: HashMap<String, GpuMatrix>,
+    vectors: HashMap<String, GpuVector>,
+    raw: Vec<u8>,
+    since_flush: u64,
+    scope: Option<wgpu::ErrorScopeGuard>,
+    /// Bytes received and bytes to receive.
+    pub done: u64,
+    pub total: u64,
+}
+
+impl ModelUpload {
+    /// Read the architecture, check the memory plan against the device (and `budget`)
+    /// for a context of `n_ctx` tokens, and check every matrix type has a kernel.
+    pub fn begin(
+        ctx: Arc<GpuContext>,
+        header: &GgufHeader,
+        n_ctx: usize,
+        budget: Option<u64>,
+    ) -> Result<ModelUpload, Error> {
         let config = ModelConfig::from_gguf(header)?;
         let tensors = ModelTensors::find(header, &config)?;
         let max_binding = ctx.max_binding();
@@ -115,15 +218,6 @@ impl GpuModel {
                 )));
             }
         }
-        if let Some(len) = source.total_len() {
-            if header.data_end() > len {
-                return Err(Error::Io(format!(
-                    "the model source has {len} bytes, the header needs {}",
-                    header.data_end()
-                )));
-            }
-        }
-
         // Every tensor the architecture uses, in file order.
         let mut needed: Vec<&TensorInfo> = vec![&tensors.tok_embd, &tensors.output_norm];
         if !tensors.tied_output {
@@ -157,111 +251,198 @@ impl GpuModel {
             }
         }
         needed.sort_by_key(|t| t.offset);
-        let total: u64 = needed.iter().map(|t| t.n_bytes).sum();
-
+        let order: Vec<TensorInfo> = needed.into_iter().cloned().collect();
+        let total: u64 = order.iter().map(|t| t.n_bytes).sum();
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let mut matrices: HashMap<String, GpuMatrix> = HashMap::new();
-        let mut vectors: HashMap<String, GpuVector> = HashMap::new();
-        let mut done = 0u64;
-        let mut since_flush = 0u64;
-        for t in needed {
-            if control.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let dest = if t.dims.len() >= 2 && t.n_rows() > 1 {
-                let rc = row_chunks(t, max_binding)?;
-                let chunks = rc
-                    .chunks
-                    .iter()
-                    .map(|&(_, rows)| {
-                        (
-                            ctx.storage(&t.name, rows * rc.row_bytes),
-                            rows * rc.row_bytes,
-                        )
-                    })
-                    .collect();
-                Dest::Matrix {
-                    chunks,
-                    row_bytes: rc.row_bytes,
-                }
-            } else {
-                Dest::Vector {
-                    ty: t.ggml_type,
-                    n: t.n_elements as usize,
-                }
-            };
-            match dest {
-                Dest::Matrix { chunks, row_bytes } => {
-                    let mut writer = ChunkWriter::new(&ctx, &chunks);
-                    source.read_range(t.offset, t.offset + t.n_bytes, &mut |bytes| {
-                        writer.push(bytes);
-                        done += bytes.len() as u64;
-                        since_flush += bytes.len() as u64;
-                        if since_flush > 64 << 20 {
-                            // Hand the staged copies to the GPU so staging memory stays bounded.
-                            ctx.queue.submit([]);
-                            since_flush = 0;
-                        }
-                        control.progress(done, total);
-                        if control.cancelled() {
-                            Err(Error::Cancelled)
-                        } else {
-                            Ok(())
-                        }
-                    })?;
-                    writer.finish();
-                    let mut row_start = 0;
-                    let chunks = chunks
-                        .into_iter()
-                        .map(|(buffer, bytes)| {
-                            let rows = bytes / row_bytes;
-                            let c = WeightChunk {
-                                buffer,
-                                row_start,
-                                rows,
-                            };
-                            row_start += rows;
-                            c
-                        })
-                        .collect();
-                    matrices.insert(
-                        t.name.clone(),
-                        GpuMatrix {
-                            name: t.name.clone(),
-                            ty: t.ggml_type,
-                            rows: t.n_rows(),
-                            cols: t.row_len(),
-                            chunks,
-                        },
-                    );
-                }
-                Dest::Vector { ty, n } => {
-                    let mut raw = Vec::with_capacity(t.n_bytes as usize);
-                    source.read_range(t.offset, t.offset + t.n_bytes, &mut |bytes| {
-                        raw.extend_from_slice(bytes);
-                        Ok(())
-                    })?;
-                    done += t.n_bytes;
-                    control.progress(done, total);
-                    let mut values = vec![0f32; n];
-                    dequantize(ty, &raw, &mut values)?;
-                    vectors.insert(
-                        t.name.clone(),
-                        ctx.storage_init(&t.name, &crate::gpu::kernel::f32_bytes(&values)),
-                    );
-                }
-            }
-        }
-        ctx.queue.submit([]);
-        if let Some(e) = pollster_scope(scope) {
-            return Err(Error::Gpu(format!(
-                "out of GPU memory while uploading the model: {e}"
+        Ok(ModelUpload {
+            ctx,
+            config,
+            tensors,
+            plan,
+            data_end: header.data_end(),
+            order,
+            current: 0,
+            received: 0,
+            dest: None,
+            writer: ChunkWriter::default(),
+            matrices: HashMap::new(),
+            vectors: HashMap::new(),
+            raw: Vec::new(),
+            since_flush: 0,
+            scope: Some(scope),
+            done: 0,
+            total,
+        })
+    }
+
+    /// The model's configuration.
+    pub fn config(&self) -> &ModelConfig {
+        &self.config
+    }
+
+    /// The checked memory plan.
+    pub fn plan(&self) -> &MemoryPlan {
+        &self.plan
+    }
+
+    /// Fail early when the source is shorter than the header says.
+    pub fn check_source_len(&self, len: u64) -> Result<(), Error> {
+        if self.data_end > len {
+            return Err(Error::Io(format!(
+                "the model source has {len} bytes, the header needs {}",
+                self.data_end
             )));
         }
-        ctx.check()?;
+        Ok(())
+    }
 
+    /// The file ranges to read, in order (adjacent tensors merged).
+    pub fn ranges(&self) -> Vec<(u64, u64)> {
+        let mut out: Vec<(u64, u64)> = Vec::new();
+        for t in &self.order {
+            let (start, end) = (t.offset, t.offset + t.n_bytes);
+            match out.last_mut() {
+                Some(last) if last.1 == start => last.1 = end,
+                _ => out.push((start, end)),
+            }
+        }
+        out
+    }
+
+    /// Take the next bytes of [`ModelUpload::ranges`], in order, in pieces of any size.
+    pub fn push(&mut self, bytes: &(impl UploadBytes + ?Sized)) -> Result<(), Error> {
+        let mut at = 0;
+        while at < bytes.len() {
+            let Some(t) = self.order.get(self.current) else {
+                return Err(Error::Io("more model bytes than the upload expects".into()));
+            };
+            if self.dest.is_none() {
+                self.dest = Some(Pending {
+                    tensor: t.clone(),
+                    dest: self.allocate(t)?,
+                });
+                self.received = 0;
+            }
+            let n_bytes = t.n_bytes;
+            let take = ((n_bytes - self.received) as usize).min(bytes.len() - at);
+            let pending = self.dest.as_ref().expect("set above");
+            match &pending.dest {
+                Dest::Matrix { chunks, .. } => {
+                    self.writer
+                        .push(&self.ctx.queue, chunks, bytes, at, at + take);
+                }
+                Dest::Vector { .. } => bytes.copy_to(at, at + take, &mut self.raw),
+            }
+            at += take;
+            self.received += take as u64;
+            self.done += take as u64;
+            self.since_flush += take as u64;
+            if self.since_flush > 64 << 20 {
+                // Hand the staged copies to the GPU so staging memory stays bounded.
+                self.ctx.queue.submit([]);
+                self.since_flush = 0;
+            }
+            if self.received == n_bytes {
+                self.complete()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn allocate(&self, t: &TensorInfo) -> Result<Dest, Error> {
+        Ok(if t.dims.len() >= 2 && t.n_rows() > 1 {
+            let rc = row_chunks(t, self.ctx.max_binding())?;
+            let chunks = rc
+                .chunks
+                .iter()
+                .map(|&(_, rows)| {
+                    (
+                        self.ctx.storage(&t.name, rows * rc.row_bytes),
+                        rows * rc.row_bytes,
+                    )
+                })
+                .collect();
+            Dest::Matrix {
+                chunks,
+                row_bytes: rc.row_bytes,
+            }
+        } else {
+            Dest::Vector {
+                ty: t.ggml_type,
+                n: t.n_elements as usize,
+            }
+        })
+    }
+
+    /// The current tensor has all its bytes.
+    fn complete(&mut self) -> Result<(), Error> {
+        let Pending { tensor: t, dest } = self.dest.take().expect("a tensor in progress");
+        self.current += 1;
+        match dest {
+            Dest::Matrix { chunks, row_bytes } => {
+                self.writer.finish(&self.ctx.queue, &chunks);
+                let mut row_start = 0;
+                let chunks = chunks
+                    .into_iter()
+                    .map(|(buffer, bytes)| {
+                        let rows = bytes / row_bytes;
+                        let c = WeightChunk {
+                            buffer,
+                            row_start,
+                            rows,
+                        };
+                        row_start += rows;
+                        c
+                    })
+                    .collect();
+                self.matrices.insert(
+                    t.name.clone(),
+                    GpuMatrix {
+                        name: t.name.clone(),
+                        ty: t.ggml_type,
+                        rows: t.n_rows(),
+                        cols: t.row_len(),
+                        chunks,
+                    },
+                );
+            }
+            Dest::Vector { ty, n } => {
+                let mut values = vec![0f32; n];
+                dequantize(ty, &self.raw, &mut values)?;
+                self.raw.clear();
+                self.vectors.insert(
+                    t.name.clone(),
+                    self.ctx
+                        .storage_init(&t.name, &crate::gpu::kernel::f32_bytes(&values)),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Wait for the uploads and assemble the model.
+    pub async fn finish(mut self) -> Result<GpuModel, Error> {
+        if self.current < self.order.len() {
+            return Err(Error::Io(format!(
+                "the model data ended early: {} of {} bytes arrived",
+                self.done, self.total
+            )));
+        }
+        let ctx = Arc::clone(&self.ctx);
+        ctx.queue.submit([]);
+        if let Some(scope) = self.scope.take() {
+            if let Some(e) = scope.pop().await {
+                return Err(Error::Gpu(format!(
+                    "out of GPU memory while uploading the model: {e}"
+                )));
+            }
+        }
+        ctx.check()?;
+        let tensors = &self.tensors;
+        let matrices = &mut self.matrices;
+        let vectors = &mut self.vectors;
         let mut take_m = |t: &TensorInfo| {
-            matrices
+            (*matrices)
                 .remove(&t.name)
                 .ok_or_else(|| Error::InvalidModel(format!("tensor {} was not uploaded", t.name)))
         };
@@ -309,93 +490,87 @@ impl GpuModel {
         let kernels = Kernels::new(ctx.caps.f16);
         Ok(GpuModel {
             ctx,
-            config,
+            config: self.config,
             tok_embd,
             output,
             output_norm,
             layers,
-            gpu_bytes: plan.weights_bytes,
+            gpu_bytes: self.plan.weights_bytes,
             kernels,
-            plan,
+            plan: self.plan,
         })
     }
 }
 
 /// Streams one tensor's bytes into its chunk buffers with 4-byte-aligned writes
-/// (`write_buffer` needs aligned offsets and sizes; chunk boundaries need not be).
-struct ChunkWriter<'a> {
-    ctx: &'a GpuContext,
-    chunks: &'a [(wgpu::Buffer, u64)],
+/// (`write_buffer` needs aligned offsets and sizes; neither incoming pieces nor chunk
+/// boundaries need be). Aligned runs are written straight from the incoming bytes; only
+/// the up-to-3 bytes that straddle a piece boundary are copied here.
+#[derive(Default)]
+struct ChunkWriter {
     index: usize,
     /// Bytes of the current chunk already written.
     written: u64,
-    pending: Vec<u8>,
+    /// Bytes received for the current chunk but not yet written (fewer than 4).
+    carry: Vec<u8>,
 }
 
-const WRITE_PIECE: usize = 4 << 20;
-
-impl<'a> ChunkWriter<'a> {
-    fn new(ctx: &'a GpuContext, chunks: &'a [(wgpu::Buffer, u64)]) -> Self {
-        ChunkWriter {
-            ctx,
-            chunks,
-            index: 0,
-            written: 0,
-            pending: Vec::with_capacity(WRITE_PIECE),
-        }
-    }
-
-    fn push(&mut self, mut bytes: &[u8]) {
-        while !bytes.is_empty() && self.index < self.chunks.len() {
-            let chunk_len = self.chunks[self.index].1;
-            let room = (chunk_len - self.written - self.pending.len() as u64) as usize;
-            let take = room.min(bytes.len()).min(WRITE_PIECE - self.pending.len());
-            self.pending.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
-            let chunk_full = self.written + self.pending.len() as u64 == chunk_len;
-            if chunk_full || self.pending.len() == WRITE_PIECE {
-                self.flush(chunk_full);
+impl ChunkWriter {
+    fn push(
+        &mut self,
+        queue: &wgpu::Queue,
+        chunks: &[(wgpu::Buffer, u64)],
+        bytes: &(impl UploadBytes + ?Sized),
+        mut start: usize,
+        end: usize,
+    ) {
+        while start < end && self.index < chunks.len() {
+            let (buffer, chunk_len) = &chunks[self.index];
+            let room = (chunk_len - self.written - self.carry.len() as u64) as usize;
+            let take = room.min(end - start);
+            let mut run = (start, start + take);
+            if !self.carry.is_empty() {
+                // Complete the carried word first.
+                let fill = (4 - self.carry.len()).min(take);
+                bytes.copy_to(run.0, run.0 + fill, &mut self.carry);
+                run.0 += fill;
+                if self.carry.len() == 4 {
+                    queue.write_buffer(buffer, self.written, &self.carry);
+                    self.written += 4;
+                    self.carry.clear();
+                }
+            }
+            if self.carry.is_empty() {
+                let aligned = (run.1 - run.0) / 4 * 4;
+                if aligned > 0 {
+                    bytes.write_to(queue, buffer, self.written, run.0, run.0 + aligned);
+                    self.written += aligned as u64;
+                }
+                bytes.copy_to(run.0 + aligned, run.1, &mut self.carry);
+            }
+            start += take;
+            if self.written + self.carry.len() as u64 == *chunk_len {
+                self.close_chunk(queue, chunks);
             }
         }
     }
 
-    /// Write the pending bytes (all of them when the chunk is complete, else the
-    /// 4-byte-aligned prefix).
-    fn flush(&mut self, chunk_complete: bool) {
-        let (buffer, _) = &self.chunks[self.index];
-        let n = if chunk_complete {
-            self.pending.len()
-        } else {
-            self.pending.len() / 4 * 4
-        };
-        if n > 0 {
-            let mut piece = self.pending[..n].to_vec();
-            piece.resize(n.div_ceil(4) * 4, 0);
-            self.ctx.queue.write_buffer(buffer, self.written, &piece);
-            self.written += n as u64;
-            self.pending.drain(..n);
+    /// The current chunk is complete: write its last partial word, zero-padded.
+    fn close_chunk(&mut self, queue: &wgpu::Queue, chunks: &[(wgpu::Buffer, u64)]) {
+        if !self.carry.is_empty() {
+            self.carry.resize(4, 0);
+            queue.write_buffer(&chunks[self.index].0, self.written, &self.carry);
+            self.carry.clear();
         }
-        if chunk_complete {
-            self.index += 1;
-            self.written = 0;
-        }
+        self.index += 1;
+        self.written = 0;
     }
 
-    fn finish(mut self) {
-        if !self.pending.is_empty() && self.index < self.chunks.len() {
-            self.flush(true);
+    /// The tensor is complete: reset for the next one.
+    fn finish(&mut self, queue: &wgpu::Queue, chunks: &[(wgpu::Buffer, u64)]) {
+        if !self.carry.is_empty() && self.index < chunks.len() {
+            self.close_chunk(queue, chunks);
         }
-    }
-}
-
-fn pollster_scope(scope: wgpu::ErrorScopeGuard) -> Option<wgpu::Error> {
-    #[cfg(feature = "native")]
-    {
-        pollster::block_on(scope.pop())
-    }
-    #[cfg(not(feature = "native"))]
-    {
-        drop(scope);
-        None
+        *self = ChunkWriter::default();
     }
 }

@@ -9,6 +9,7 @@ use super::graph::{Graph, Params, StepArgs};
 use super::kernels::{fields, mat_params, Field};
 use super::model::{GpuMatrix, GpuModel};
 use super::plan::{logits_rows, MAX_BATCH};
+#[cfg(feature = "native")]
 use crate::generate::Forward;
 use crate::gpu::GpuContext;
 use crate::model::{Arch, Logits};
@@ -74,7 +75,14 @@ fn f32s(n: usize) -> u64 {
 }
 
 impl GpuSession {
+    /// A session with room for `n_ctx` tokens (blocking; native only).
+    #[cfg(feature = "native")]
     pub fn new(model: Arc<GpuModel>, n_ctx: usize) -> Result<GpuSession, Error> {
+        crate::gpu::wait::block_on(Self::create(model, n_ctx))
+    }
+
+    /// A session with room for `n_ctx` tokens.
+    pub async fn create(model: Arc<GpuModel>, n_ctx: usize) -> Result<GpuSession, Error> {
         let ctx = Arc::clone(&model.ctx);
         let cfg = &model.config;
         let b = MAX_BATCH;
@@ -130,7 +138,7 @@ impl GpuSession {
                 4 * ops::attention_scratch_max_f32s(cfg.head_dim_v as u32),
             ),
         };
-        if let Some(e) = pollster::block_on(scope.pop()) {
+        if let Some(e) = scope.pop().await {
             return Err(Error::Gpu(format!(
                 "out of GPU memory for a session of {n_ctx} tokens: {e}"
             )));
@@ -163,6 +171,21 @@ impl GpuSession {
 
     fn ctx(&self) -> &GpuContext {
         &self.model.ctx
+    }
+
+    /// Context size the KV cache holds.
+    pub fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    /// Tokens currently in the KV cache.
+    pub fn cached_tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    /// Forget everything after the first `n` cached tokens.
+    pub fn truncate(&mut self, n: usize) {
+        self.tokens.truncate(n);
     }
 
     fn check_tokens(&self, tokens: &[u32]) -> Result<(), Error> {
@@ -205,7 +228,11 @@ impl GpuSession {
         args
     }
 
-    fn submit_and_read(&mut self, enc: wgpu::CommandEncoder, bytes: u64) -> Result<Vec<u8>, Error> {
+    async fn submit_and_read(
+        &mut self,
+        enc: wgpu::CommandEncoder,
+        bytes: u64,
+    ) -> Result<Vec<u8>, Error> {
         let ctx = Arc::clone(&self.model.ctx);
         ctx.queue.submit([enc.finish()]);
         self.counters.submissions += 1;
@@ -213,16 +240,7 @@ impl GpuSession {
             return Ok(Vec::new());
         }
         let slice = self.bufs.readback.slice(..bytes);
-        let (tx, rx) = std::sync::mpsc::channel();
-        slice.map_async(wgpu::MapMode::Read, move |r| {
-            let _ = tx.send(r);
-        });
-        ctx.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback never completed".into()))?
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        ctx.map_read(slice).await?;
         let data = slice
             .get_mapped_range()
             .map_err(|e| Error::Gpu(format!("readback map failed: {e:?}")))?
@@ -235,7 +253,7 @@ impl GpuSession {
 
     /// Run all but the last batch of `tokens` through the layers (one submission per
     /// batch), leaving the last batch for the caller to finish in its own submission.
-    fn prefill_prefix<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32], Error> {
+    async fn prefill_prefix<'t>(&mut self, tokens: &'t [u32]) -> Result<&'t [u32], Error> {
         self.check_tokens(tokens)?;
         let mut rest = tokens;
         while rest.len() > MAX_BATCH {
@@ -245,7 +263,7 @@ impl GpuSession {
                 .device
                 .create_command_encoder(&Default::default());
             self.encode_layers(&mut enc, batch);
-            self.submit_and_read(enc, 0)?;
+            self.submit_and_read(enc, 0).await?;
             self.tokens.extend_from_slice(batch);
             rest = tail;
         }
@@ -254,14 +272,14 @@ impl GpuSession {
 
     /// Evaluate `tokens` and pick the next token on the GPU: argmax when greedy (4 bytes
     /// read back), else the top candidates sampled on the CPU.
-    pub fn forward_sample(
+    pub async fn forward_sample_async(
         &mut self,
         tokens: &[u32],
         sampler: &mut Sampler,
         history: &[u32],
     ) -> Result<u32, Error> {
         let params = sampler.params().clone();
-        let last = self.prefill_prefix(tokens)?;
+        let last = self.prefill_prefix(tokens).await?;
         let mut enc = self
             .ctx()
             .device
@@ -307,7 +325,7 @@ impl GpuSession {
             };
             enc.copy_buffer_to_buffer(picked, 0, &self.bufs.readback, 0, read_bytes);
         }
-        let data = self.submit_and_read(enc, read_bytes)?;
+        let data = self.submit_and_read(enc, read_bytes).await?;
         self.tokens.extend_from_slice(last);
         if read_bytes == 8 {
             return Ok(u32::from_le_bytes(data[..4].try_into().expect("4 bytes")));
@@ -324,15 +342,15 @@ impl GpuSession {
                 .collect();
             return Ok(sampler.sample_candidates(cands, history));
         }
-        let logits = self.read_logits(1)?;
+        let logits = self.read_logits(1).await?;
         Ok(sampler.sample(&logits, history))
     }
 
     /// Copy `rows` positions of logits back (the caller asked for them).
-    fn read_logits(&mut self, rows: usize) -> Result<Vec<f32>, Error> {
+    async fn read_logits(&mut self, rows: usize) -> Result<Vec<f32>, Error> {
         let ctx = Arc::clone(&self.model.ctx);
         let bytes = f32s(rows * self.model.config.n_vocab);
-        let bytes_le = ctx.read_back_range(&self.bufs.logits, bytes)?;
+        let bytes_le = ctx.read_back_range_async(&self.bufs.logits, bytes).await?;
         self.counters.submissions += 1;
         self.counters.bytes_read_back += bytes;
         Ok(bytes_le
@@ -348,24 +366,17 @@ fn sampler_has_penalties(s: &Sampler) -> bool {
         && (p.repeat_penalty != 1.0 || p.presence_penalty != 0.0 || p.frequency_penalty != 0.0)
 }
 
-impl Forward for GpuSession {
-    fn n_ctx(&self) -> usize {
-        self.n_ctx
-    }
-
-    fn cached_tokens(&self) -> &[u32] {
-        &self.tokens
-    }
-
-    fn truncate(&mut self, n: usize) {
-        self.tokens.truncate(n);
-    }
-
-    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>, Error> {
+impl GpuSession {
+    /// Evaluate `tokens` after the cached ones and read back the asked-for logits.
+    pub async fn forward_async(
+        &mut self,
+        tokens: &[u32],
+        logits: Logits,
+    ) -> Result<Vec<f32>, Error> {
         let n_vocab = self.model.config.n_vocab;
         match logits {
             Logits::Last => {
-                let last = self.prefill_prefix(tokens)?;
+                let last = self.prefill_prefix(tokens).await?;
                 let mut enc = self
                     .ctx()
                     .device
@@ -381,9 +392,9 @@ impl Forward for GpuSession {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     self.counters.dispatches += self.head_last.encode(&mut pass, head_args) as u64;
                 }
-                self.submit_and_read(enc, 0)?;
+                self.submit_and_read(enc, 0).await?;
                 self.tokens.extend_from_slice(last);
-                self.read_logits(1)
+                self.read_logits(1).await
             }
             Logits::All => {
                 self.check_tokens(tokens)?;
@@ -394,7 +405,7 @@ impl Forward for GpuSession {
                         .device
                         .create_command_encoder(&Default::default());
                     self.encode_layers(&mut enc, batch);
-                    self.submit_and_read(enc, 0)?;
+                    self.submit_and_read(enc, 0).await?;
                     self.tokens.extend_from_slice(batch);
                     let mut start = 0;
                     while start < batch.len() {
@@ -413,14 +424,33 @@ impl Forward for GpuSession {
                             self.counters.dispatches +=
                                 self.head_all.encode(&mut pass, args) as u64;
                         }
-                        self.submit_and_read(enc, 0)?;
-                        out.extend(self.read_logits(rows)?);
+                        self.submit_and_read(enc, 0).await?;
+                        out.extend(self.read_logits(rows).await?);
                         start += rows;
                     }
                 }
                 Ok(out)
             }
         }
+    }
+}
+
+#[cfg(feature = "native")]
+impl Forward for GpuSession {
+    fn n_ctx(&self) -> usize {
+        self.n_ctx
+    }
+
+    fn cached_tokens(&self) -> &[u32] {
+        &self.tokens
+    }
+
+    fn truncate(&mut self, n: usize) {
+        self.tokens.truncate(n);
+    }
+
+    fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>, Error> {
+        crate::gpu::wait::block_on(self.forward_async(tokens, logits))
     }
 
     fn forward_sample(
@@ -429,7 +459,7 @@ impl Forward for GpuSession {
         sampler: &mut Sampler,
         history: &[u32],
     ) -> Result<u32, Error> {
-        GpuSession::forward_sample(self, tokens, sampler, history)
+        crate::gpu::wait::block_on(self.forward_sample_async(tokens, sampler, history))
     }
 }
 

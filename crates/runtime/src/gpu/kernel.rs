@@ -172,6 +172,15 @@ impl GpuContext {
     /// Copy the first `size` bytes of `buffer` back to the CPU and wait (native only).
     #[cfg(feature = "native")]
     pub fn read_back_range(&self, buffer: &wgpu::Buffer, size: u64) -> Result<Vec<u8>, Error> {
+        super::wait::block_on(self.read_back_range_async(buffer, size))
+    }
+
+    /// Copy the first `size` bytes of `buffer` back to the CPU.
+    pub async fn read_back_range_async(
+        &self,
+        buffer: &wgpu::Buffer,
+        size: u64,
+    ) -> Result<Vec<u8>, Error> {
         let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("readback"),
             size,
@@ -181,16 +190,7 @@ impl GpuContext {
         let mut enc = self.device.create_command_encoder(&Default::default());
         enc.copy_buffer_to_buffer(buffer, 0, &staging, 0, size);
         self.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("readback callback never ran".into()))?
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))?;
+        self.map_read(staging.slice(..)).await?;
         let data = staging
             .get_mapped_range(..)
             .map_err(|e| Error::Gpu(format!("readback map failed: {e:?}")))?

@@ -5,6 +5,7 @@
 
 pub mod device;
 pub mod kernel;
+pub mod wait;
 
 pub use device::{Capabilities, DeviceOptions, GpuContext};
 pub use kernel::{Kernel, PipelineCache};

@@ -1,0 +1,532 @@
+//! Wisp in the browser: the engine compiled to wasm, driven from JavaScript.
+//!
+//! The JS package (`package/`) owns I/O only: fetching, caches, workers, and shaping
+//! OpenAI-style results. Everything about the model — the GGUF header, the memory plan,
+//! tokenizing, templates, sampling and the forward pass — happens here, in the same
+//! engine the native builds use.
+//!
+//! Memory: only the GGUF header and the small norm vectors enter wasm memory. Weight
+//! bytes arrive as JS `Uint8Array`s and go straight to `GPUQueue.writeBuffer`.
+#![cfg(target_arch = "wasm32")]
+
+use js_sys::{Function, Promise, Uint8Array};
+use serde_json::{json, Value};
+use sha2::Digest;
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wisp::chat::{chat_prompt_tokens, render_options, ChatMessage, ChatTemplate, RenderOptions};
+use wisp::engine::{generate_async, GpuModel, GpuSession, Hooks, ModelUpload, UploadBytes};
+use wisp::generate::{FinishReason, GenerateOptions};
+use wisp::gguf::{GgufError, GgufHeader};
+use wisp::gpu::wgpu;
+use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::sampling::{Sampler, SamplingParams};
+use wisp::tokenizer::Tokenizer;
+use wisp::Error;
+
+/// Default context when the caller gives none: the model's, capped to keep memory modest.
+const DEFAULT_MAX_CTX: usize = 4096;
+
+/// A JS `Error` whose `code` names the kind of failure, so callers can branch on it.
+fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
+    let err = js_sys::Error::new(&message.to_string());
+    err.set_name("WispError");
+    let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
+    err.into()
+}
+
+fn wisp_error(e: Error) -> JsValue {
+    let code = match &e {
+        Error::Io(_) => "io",
+        Error::Gguf(_) | Error::InvalidModel(_) => "invalid_model",
+        Error::Unsupported(_) => "unsupported",
+        Error::Tokenizer(_) => "tokenizer",
+        Error::Template(_) => "template",
+        Error::InvalidRequest(_) => "invalid_request",
+        Error::Cancelled => "aborted",
+        Error::Gpu(_) => "gpu",
+    };
+    js_error(code, e)
+}
+
+/// How many bytes from the start of the file the header needs: 0 when `prefix` already
+/// holds it all, else a larger prefix length to fetch. Fails on a file that is not GGUF.
+#[wasm_bindgen(js_name = headerBytesNeeded)]
+pub fn header_bytes_needed(prefix: &[u8], file_len: Option<f64>) -> Result<f64, JsValue> {
+    match GgufHeader::parse(prefix, file_len.map(|n| n as u64)) {
+        Ok(_) => Ok(0.0),
+        Err(GgufError::NeedMore { needed }) => Ok(needed as f64),
+        Err(e) => Err(wisp_error(e.into())),
+    }
+}
+
+/// Bytes of this module's linear memory (it only grows): what the tests bound.
+#[wasm_bindgen(js_name = wasmMemoryBytes)]
+pub fn wasm_memory_bytes() -> f64 {
+    wasm_bindgen::memory()
+        .unchecked_into::<js_sys::WebAssembly::Memory>()
+        .buffer()
+        .unchecked_into::<js_sys::ArrayBuffer>()
+        .byte_length() as f64
+}
+
+/// Incremental SHA-256 for integrity checks of streamed files.
+#[wasm_bindgen]
+pub struct Sha256(sha2::Sha256);
+
+#[wasm_bindgen]
+impl Sha256 {
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Sha256 {
+        Sha256(sha2::Sha256::new())
+    }
+
+    /// Hash `data` in small pieces so wasm memory stays small whatever its size.
+    pub fn update(&mut self, data: &Uint8Array) {
+        const PIECE: u32 = 1 << 20;
+        let mut buf = vec![0u8; PIECE as usize];
+        let len = data.length();
+        let mut at = 0;
+        while at < len {
+            let n = PIECE.min(len - at);
+            data.subarray(at, at + n).copy_to(&mut buf[..n as usize]);
+            self.0.update(&buf[..n as usize]);
+            at += n;
+        }
+    }
+
+    /// The digest as lowercase hex (the hasher is reset).
+    pub fn hex(&mut self) -> String {
+        let digest = std::mem::take(&mut self.0).finalize();
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+impl Default for Sha256 {
+    fn default() -> Self {
+        Sha256::new()
+    }
+}
+
+/// A JS byte array on its way to the GPU without touching wasm memory.
+struct JsBytes<'a>(&'a Uint8Array);
+
+impl UploadBytes for JsBytes<'_> {
+    fn len(&self) -> usize {
+        self.0.length() as usize
+    }
+
+    fn copy_to(&self, start: usize, end: usize, out: &mut Vec<u8>) {
+        let at = out.len();
+        out.resize(at + end - start, 0);
+        self.0
+            .subarray(start as u32, end as u32)
+            .copy_to(&mut out[at..]);
+    }
+
+    fn write_to(
+        &self,
+        queue: &wgpu::Queue,
+        buffer: &wgpu::Buffer,
+        offset: u64,
+        start: usize,
+        end: usize,
+    ) {
+        let (Some(q), Some(b)) = (queue.as_webgpu(), buffer.as_webgpu()) else {
+            // Not the WebGPU backend: go through wgpu (copies into wasm memory).
+            let mut tmp = Vec::new();
+            self.copy_to(start, end, &mut tmp);
+            queue.write_buffer(buffer, offset, &tmp);
+            return;
+        };
+        let piece = self.0.subarray(start as u32, end as u32);
+        // Errors surface through the device's error scope, like wgpu's own writes.
+        let _ = q.write_buffer_with_f64_and_u8_array(b, offset as f64, &piece);
+    }
+}
+
+/// Options of a load, as the JS package passes them.
+struct LoadOptions {
+    n_ctx: Option<usize>,
+    budget: Option<u64>,
+    device: DeviceOptions,
+}
+
+impl LoadOptions {
+    fn parse(json_text: &str) -> Result<LoadOptions, JsValue> {
+        let v: Value = serde_json::from_str(json_text)
+            .map_err(|e| js_error("invalid_request", format!("load options: {e}")))?;
+        Ok(LoadOptions {
+            n_ctx: v["contextLength"].as_u64().map(|n| n as usize),
+            budget: v["memoryBudget"].as_u64(),
+            device: DeviceOptions {
+                webgpu_default_limits: v["webgpuDefaultLimits"].as_bool().unwrap_or(false),
+                no_f16: v["noF16"].as_bool().unwrap_or(false),
+                no_subgroups: true,
+            },
+        })
+    }
+}
+
+/// A model being loaded: JS reads [`Loader::ranges`] of the file in order and pushes the
+/// bytes, then calls [`finishLoad`].
+#[wasm_bindgen]
+pub struct Loader {
+    upload: ModelUpload,
+    tokenizer: Tokenizer,
+    template: Result<ChatTemplate, Error>,
+    n_ctx: usize,
+    info: Value,
+}
+
+/// Parse the header in `prefix` (see [`header_bytes_needed`]), open the GPU, check the
+/// memory plan against its limits and allocate the weight buffers.
+#[wasm_bindgen(js_name = beginLoad)]
+pub async fn begin_load(
+    prefix: Vec<u8>,
+    file_len: Option<f64>,
+    options: String,
+) -> Result<Loader, JsValue> {
+    let opts = LoadOptions::parse(&options)?;
+    let header = GgufHeader::parse(&prefix, file_len.map(|n| n as u64))
+        .map_err(|e| wisp_error(e.into()))?;
+    drop(prefix);
+    let tokenizer = Tokenizer::from_gguf(&header).map_err(wisp_error)?;
+    let template = ChatTemplate::from_gguf(&header);
+    let ctx = GpuContext::new(&opts.device).await.map_err(|e| {
+        js_error(
+            "webgpu_unavailable",
+            format!("{e}. WebGPU needs a recent Chrome, Edge or Safari (or Firefox 141+ on Windows); on Linux Chrome, enable chrome://flags/#enable-unsafe-webgpu"),
+        )
+    })?;
+    let ctx = Arc::new(ctx);
+    let config = wisp::model::ModelConfig::from_gguf(&header).map_err(wisp_error)?;
+    let n_ctx = opts
+        .n_ctx
+        .unwrap_or_else(|| config.n_ctx_train.min(DEFAULT_MAX_CTX))
+        .max(1);
+    let upload =
+        ModelUpload::begin(Arc::clone(&ctx), &header, n_ctx, opts.budget).map_err(|e| match e {
+            // The memory plan's refusals: say what to change in this API's terms.
+            Error::Unsupported(m) if m.starts_with("the model needs") => {
+                js_error("model_too_large", m.replace("--ctx-size", "contextLength"))
+            }
+            e => wisp_error(e),
+        })?;
+    if let Some(len) = file_len {
+        upload.check_source_len(len as u64).map_err(wisp_error)?;
+    }
+    let info = json!({
+        "name": header.get_str("general.name").unwrap_or(""),
+        "architecture": header.get_str("general.architecture").unwrap_or(""),
+        "contextLength": n_ctx,
+        "trainedContextLength": config.n_ctx_train,
+        "vocabSize": config.n_vocab,
+        "layers": config.n_layer,
+        "embeddingSize": config.n_embd,
+        "gpuBytes": upload.plan().weights_bytes,
+        "adapter": ctx.caps.adapter_name,
+        "shaderF16": ctx.caps.f16,
+        "hasChatTemplate": header.get_str("tokenizer.chat_template").is_some(),
+    });
+    Ok(Loader {
+        upload,
+        tokenizer,
+        template,
+        n_ctx,
+        info,
+    })
+}
+
+#[wasm_bindgen]
+impl Loader {
+    /// The byte ranges to read, flattened: `[start0, end0, start1, end1, …]`.
+    pub fn ranges(&self) -> Vec<f64> {
+        self.upload
+            .ranges()
+            .into_iter()
+            .flat_map(|(s, e)| [s as f64, e as f64])
+            .collect()
+    }
+
+    /// The next bytes of the ranges, in order.
+    pub fn push(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
+        self.upload.push(&JsBytes(chunk)).map_err(wisp_error)
+    }
+
+    /// Bytes received so far.
+    pub fn loaded(&self) -> f64 {
+        self.upload.done as f64
+    }
+
+    /// Bytes to receive in all.
+    pub fn total(&self) -> f64 {
+        self.upload.total as f64
+    }
+}
+
+/// Wait for the uploads, compile the kernels and open a session.
+#[wasm_bindgen(js_name = finishLoad)]
+pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
+    let Loader {
+        upload,
+        tokenizer,
+        template,
+        n_ctx,
+        info,
+    } = loader;
+    let model = Arc::new(upload.finish().await.map_err(wisp_error)?);
+    let session = GpuSession::create(Arc::clone(&model), n_ctx)
+        .await
+        .map_err(wisp_error)?;
+    let render = render_options(&tokenizer);
+    Ok(Engine {
+        inner: Rc::new(RefCell::new(Inner {
+            _model: model,
+            session,
+            tokenizer,
+            template,
+            render,
+        })),
+        info: info.to_string(),
+    })
+}
+
+struct Inner {
+    _model: Arc<GpuModel>,
+    session: GpuSession,
+    tokenizer: Tokenizer,
+    template: Result<ChatTemplate, Error>,
+    render: RenderOptions,
+}
+
+/// A loaded model with one conversation's KV cache.
+#[wasm_bindgen]
+pub struct Engine {
+    inner: Rc<RefCell<Inner>>,
+    info: String,
+}
+
+/// Sampling and limits of one request (OpenAI's field names).
+fn request_options(req: &Value) -> Result<(SamplingParams, GenerateOptions), JsValue> {
+    let mut p = SamplingParams::default();
+    let f = |k: &str| req[k].as_f64().map(|x| x as f32);
+    if let Some(t) = f("temperature") {
+        p.temperature = t;
+    }
+    if let Some(v) = f("top_p") {
+        p.top_p = v;
+    }
+    if let Some(v) = req["top_k"].as_u64() {
+        p.top_k = v as usize;
+    }
+    if let Some(v) = f("min_p") {
+        p.min_p = v;
+    }
+    if let Some(v) = f("repetition_penalty") {
+        p.repeat_penalty = v;
+    }
+    if let Some(v) = f("presence_penalty") {
+        p.presence_penalty = v;
+    }
+    if let Some(v) = f("frequency_penalty") {
+        p.frequency_penalty = v;
+    }
+    if let Some(v) = req["seed"].as_u64() {
+        p.seed = v;
+    }
+    let bad = |what: &str| js_error("invalid_request", what);
+    let stop = match &req["stop"] {
+        Value::Null => Vec::new(),
+        Value::String(s) => vec![s.clone()],
+        Value::Array(a) => a
+            .iter()
+            .map(|s| s.as_str().map(str::to_string))
+            .collect::<Option<Vec<_>>>()
+            .ok_or_else(|| bad("stop must be a string or an array of strings"))?,
+        _ => return Err(bad("stop must be a string or an array of strings")),
+    };
+    let max_tokens = match &req["max_tokens"] {
+        Value::Null => None,
+        v => Some(
+            v.as_u64()
+                .ok_or_else(|| bad("max_tokens must be a whole number"))? as usize,
+        ),
+    };
+    Ok((p, GenerateOptions { max_tokens, stop }))
+}
+
+fn messages(req: &Value) -> Result<Vec<ChatMessage>, JsValue> {
+    let list = req["messages"]
+        .as_array()
+        .ok_or_else(|| js_error("invalid_request", "messages must be an array"))?;
+    list.iter()
+        .map(|m| {
+            let role = m["role"].as_str();
+            let content = match &m["content"] {
+                Value::String(s) => Some(s.clone()),
+                // OpenAI's content parts: keep the text ones.
+                Value::Array(parts) => Some(
+                    parts
+                        .iter()
+                        .filter_map(|p| p["text"].as_str())
+                        .collect::<Vec<_>>()
+                        .join(""),
+                ),
+                Value::Null => Some(String::new()),
+                _ => None,
+            };
+            match (role, content) {
+                (Some(r), Some(c)) => Ok(ChatMessage::new(r, c)),
+                _ => Err(js_error(
+                    "invalid_request",
+                    "each message needs a string role and string content",
+                )),
+            }
+        })
+        .collect()
+}
+
+fn now_s() -> f64 {
+    js_sys::Date::now() / 1000.0
+}
+
+#[wasm_bindgen]
+impl Engine {
+    /// Facts about the model and device, as JSON.
+    pub fn info(&self) -> String {
+        self.info.clone()
+    }
+
+    /// Token ids of `text` (control-token text parsed as such when `special`).
+    pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| busy())?;
+        Ok(inner.tokenizer.encode(text, special))
+    }
+
+    /// The text of token ids.
+    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsValue> {
+        let inner = self.inner.try_borrow().map_err(|_| busy())?;
+        Ok(inner.tokenizer.decode(&ids, false))
+    }
+
+    /// The chat template's text for `request.messages`, as the model will read it.
+    #[wasm_bindgen(js_name = renderChat)]
+    pub fn render_chat(&self, request: &str) -> Result<String, JsValue> {
+        let req: Value = serde_json::from_str(request)
+            .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+        let inner = self.inner.try_borrow().map_err(|_| busy())?;
+        let template = inner.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
+        template
+            .render(&messages(&req)?, &inner.render)
+            .map_err(wisp_error)
+    }
+
+    /// Chat completion of `request` (JSON, OpenAI fields). `on_text(piece)` receives the
+    /// text as it is generated; `cancelled()` is asked before every token. Resolves to a
+    /// JSON summary: text, finish reason, token counts and timings.
+    pub fn chat(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let req: Value = serde_json::from_str(&request)
+                .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+            let msgs = messages(&req)?;
+            let mut guard = inner.try_borrow_mut().map_err(|_| busy())?;
+            let prompt = {
+                let i = &*guard;
+                let template = i.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
+                chat_prompt_tokens(template, &i.tokenizer, &msgs, &i.render).map_err(wisp_error)?
+            };
+            run(&mut guard, &req, &prompt, &on_text, &cancelled).await
+        })
+    }
+
+    /// Raw text completion of `request.prompt` (no chat template); `request.special`
+    /// parses control-token text in the prompt.
+    pub fn complete(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
+        let inner = Rc::clone(&self.inner);
+        wasm_bindgen_futures::future_to_promise(async move {
+            let req: Value = serde_json::from_str(&request)
+                .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+            let text = req["prompt"]
+                .as_str()
+                .ok_or_else(|| js_error("invalid_request", "prompt must be a string"))?;
+            let special = req["special"].as_bool().unwrap_or(false);
+            let mut guard = inner.try_borrow_mut().map_err(|_| busy())?;
+            let prompt = guard.tokenizer.encode_prompt(text, special);
+            run(&mut guard, &req, &prompt, &on_text, &cancelled).await
+        })
+    }
+}
+
+fn busy() -> JsValue {
+    js_error(
+        "busy",
+        "the engine is already generating; await the previous request first",
+    )
+}
+
+/// Generate after `prompt` and summarise the result as JSON.
+async fn run(
+    inner: &mut Inner,
+    req: &Value,
+    prompt: &[u32],
+    on_text: &Function,
+    cancelled: &Function,
+) -> Result<JsValue, JsValue> {
+    let (params, opts) = request_options(req)?;
+    let mut sampler = Sampler::new(params).map_err(wisp_error)?;
+    let mut emit = |piece: &str| {
+        on_text
+            .call1(&JsValue::NULL, &JsValue::from_str(piece))
+            .map(|r| r.as_bool() != Some(false))
+            .unwrap_or(false)
+    };
+    let is_cancelled = || {
+        cancelled
+            .call0(&JsValue::NULL)
+            .map(|r| r.as_bool() == Some(true))
+            .unwrap_or(true)
+    };
+    let Inner {
+        session, tokenizer, ..
+    } = inner;
+    let (gen, timings) = generate_async(
+        session,
+        tokenizer,
+        &mut sampler,
+        prompt,
+        &opts,
+        Hooks {
+            on_text: &mut emit,
+            cancelled: &is_cancelled,
+            now: &now_s,
+        },
+    )
+    .await
+    .map_err(wisp_error)?;
+    let finish = match gen.finish_reason {
+        FinishReason::Stop => "stop",
+        FinishReason::Length => "length",
+        FinishReason::Cancelled => "abort",
+    };
+    let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+    let decoded = gen.tokens.len().saturating_sub(1);
+    Ok(JsValue::from_str(
+        &json!({
+            "text": gen.text,
+            "finishReason": finish,
+            "promptTokens": gen.prompt_tokens,
+            "prefillTokens": gen.prefilled_tokens,
+            "completionTokens": gen.tokens.len(),
+            "timeToFirstTokenS": timings.time_to_first_token_s,
+            "prefillTokensPerS": rate(gen.prefilled_tokens, timings.time_to_first_token_s),
+            "decodeTokensPerS": rate(decoded, timings.decode_s),
+            "tokens": gen.tokens,
+        })
+        .to_string(),
+    ))
+}

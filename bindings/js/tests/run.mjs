@@ -1,0 +1,349 @@
+// Browser tests of the wisp-llm package and the demo page, in real headless Chromium
+// (WebGPU on SwiftShader: no shader-f16, so the f32 kernels run). Started by
+// `cargo xtask js-test`, which builds the package, serves it and passes:
+//   WISP_BASE_URL, WISP_SMOLLM2, WISP_QWEN2 (file names under /models/), WISP_MODELS_DIR,
+//   WISP_ARTIFACTS (screenshots go here), WISP_CLI (the native `wisp` binary).
+// Optional: WISP_JS_TESTS=name,name to run a subset.
+
+import { chromium } from 'playwright-core';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import assert from 'node:assert/strict';
+
+const BASE = process.env.WISP_BASE_URL;
+const SMOL = `/models/${process.env.WISP_SMOLLM2}`;
+const QWEN = `/models/${process.env.WISP_QWEN2}`;
+const ARTIFACTS = process.env.WISP_ARTIFACTS ?? tmpdir();
+const CLI = process.env.WISP_CLI;
+const ONLY = process.env.WISP_JS_TESTS?.split(',');
+const NEAR_TIE = 0.3;
+const QUESTION = 'What is the capital of France? Answer in one sentence.';
+const GREEDY_TOKENS = 24;
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+  headless: true,
+  args: [
+    '--headless=new', '--enable-unsafe-webgpu', '--no-sandbox', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    `--user-data-dir=${mkdtempSync(join(tmpdir(), 'wisp-chromium-'))}`,
+  ],
+});
+const context = await browser.newContext();
+const page = await context.newPage();
+const consoleLines = [];
+page.on('console', (m) => consoleLines.push(`[${m.type()}] ${m.text()}`));
+page.on('pageerror', (e) => consoleLines.push(`[pageerror] ${e.message}`));
+page.setDefaultTimeout(240_000);
+
+async function stats() {
+  return (await fetch(`${BASE}/__stats`)).json();
+}
+async function resetStats() {
+  await fetch(`${BASE}/__reset`);
+}
+
+/** Run `fn(args)` in a fresh blank page that has imported the package as `Wisp`. */
+async function inPage(fn, args = {}) {
+  await page.goto(`${BASE}/demo/blank.html`);
+  await page.evaluate(async () => {
+    const m = await import('/dist/index.js');
+    globalThis.Wisp = m.Wisp;
+  });
+  return page.evaluate(fn, args);
+}
+
+/** The native engine's greedy continuation of `prompt` (the reference). */
+function nativeRun(prompt, maxTokens) {
+  return execFileSync(CLI, [
+    'run', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2),
+    '--no-f16', '--webgpu-default-limits', '--special', '--temperature', '0',
+    '--max-tokens', String(maxTokens), '--prompt', prompt,
+  ], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
+}
+
+/** Top-2 gap of the native distribution after `text` (to judge a divergence). */
+function nativeGap(text) {
+  const out = execFileSync(CLI, [
+    'score', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2),
+    '--no-f16', '--webgpu-default-limits', '--special', '--top', '2', '--json', '--text', text,
+  ], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
+  const last = JSON.parse(out).positions.at(-1).top;
+  return last[0][1] - last[1][1];
+}
+
+/** Equal up to the first near-tie: where the texts part, the reference was undecided. */
+function assertGreedyAgrees(prompt, ours, reference) {
+  if (ours === reference) return 'identical';
+  let i = 0;
+  while (i < ours.length && ours[i] === reference[i]) i++;
+  // Either text may simply be shorter (token limits cut at token boundaries).
+  if (i === ours.length || i === reference.length) return `identical over ${i} chars`;
+  const gap = nativeGap(prompt + reference.slice(0, i));
+  assert.ok(gap < NEAR_TIE, `browser and native answers part at char ${i} where the reference top-2 gap is ${gap.toFixed(3)} ≥ ${NEAR_TIE}:\n  ours:   ${JSON.stringify(ours)}\n  native: ${JSON.stringify(reference)}`);
+  return `part at char ${i} on a near-tie (gap ${gap.toFixed(3)})`;
+}
+
+const tests = [];
+const test = (name, fn) => tests.push({ name, fn });
+const shared = {};
+
+test('load from a URL in a Worker, non-stream chat equals native greedy', async () => {
+  await resetStats();
+  const r = await inPage(async ({ url, question, n }) => {
+    await Wisp.cache.clear();
+    const phases = new Set();
+    const engine = await Wisp.load(url, { onProgress: (p) => phases.add(p.phase) });
+    const messages = [{ role: 'user', content: question }];
+    const prompt = await engine.renderChat(messages);
+    const res = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n });
+    const info = engine.info;
+    await engine.unload();
+    return { res, prompt, info, phases: [...phases] };
+  }, { url: SMOL, question: QUESTION, n: GREEDY_TOKENS });
+  assert.equal(r.res.object, 'chat.completion');
+  const text = r.res.choices[0].message.content;
+  assert.ok(text.length > 0, 'an answer');
+  const u = r.res.usage;
+  assert.equal(u.completion_tokens, GREEDY_TOKENS, 'max_tokens honoured');
+  assert.equal(u.total_tokens, u.prompt_tokens + u.completion_tokens);
+  for (const k of ['prefill_tokens_per_s', 'decode_tokens_per_s', 'time_to_first_token_s']) {
+    assert.ok(u.extra[k] > 0, `usage.extra.${k} = ${u.extra[k]}`);
+  }
+  assert.deepEqual(r.phases.includes('download') && r.phases.includes('ready'), true, `phases ${r.phases}`);
+  assert.equal(r.info.fromCache, false);
+  assert.equal(r.info.shaderF16, false, 'SwiftShader has no shader-f16: the f32 path runs');
+  const native = nativeRun(r.prompt, GREEDY_TOKENS);
+  shared.prompt = r.prompt;
+  shared.native = native;
+  shared.browser = text;
+  return `${assertGreedyAgrees(r.prompt, text, native)}; decode ${u.extra.decode_tokens_per_s.toFixed(1)} tok/s, prefill ${u.extra.prefill_tokens_per_s.toFixed(1)} tok/s: ${JSON.stringify(text)}`;
+});
+
+test('a second load comes from the cache with zero model bytes fetched; cache list/delete', async () => {
+  await resetStats();
+  const r = await inPage(async ({ url }) => {
+    const listed = await Wisp.cache.list();
+    const engine = await Wisp.load(url);
+    const info = engine.info;
+    await engine.unload();
+    const deleted = await Wisp.cache.delete(url);
+    const after = await Wisp.cache.list();
+    return { listed, info, deleted, after };
+  }, { url: SMOL });
+  assert.equal(r.listed.length, 1, 'one cached model');
+  assert.ok(r.listed[0].url.endsWith(SMOL));
+  assert.equal(r.listed[0].size, statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size);
+  assert.equal(r.info.fromCache, true);
+  assert.equal(r.info.bytesFetched, 0);
+  assert.equal((await stats()).model_bytes, 0, 'no model bytes served');
+  assert.equal(r.deleted, true);
+  assert.equal(r.after.length, 0);
+});
+
+test('stream chat: chunks add up to the non-stream answer; the last carries usage', async () => {
+  const r = await inPage(async ({ url, question, n }) => {
+    const engine = await Wisp.load(url, { cache: false });
+    const messages = [{ role: 'user', content: question }];
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n, stream: true })) chunks.push(c);
+    // Continuing the conversation reuses the cached prefix.
+    const text = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    const next = await engine.chat.completions.create({
+      messages: [...messages, { role: 'assistant', content: text }, { role: 'user', content: 'And of Italy?' }],
+      temperature: 0, max_tokens: 4,
+    });
+    await engine.unload();
+    return { chunks, text, next };
+  }, { url: SMOL, question: QUESTION, n: GREEDY_TOKENS });
+  assert.equal(r.chunks[0].object, 'chat.completion.chunk');
+  assert.equal(r.chunks[0].choices[0].delta.role, 'assistant');
+  const last = r.chunks.at(-1);
+  assert.equal(last.choices[0].finish_reason, 'length');
+  assert.equal(last.usage.completion_tokens, GREEDY_TOKENS);
+  assert.ok(r.chunks.slice(0, -1).every((c) => !c.usage && c.choices[0].finish_reason === null));
+  assert.equal(r.text, shared.browser, 'stream and non-stream greedy answers agree');
+  const u = r.next.usage;
+  assert.ok(u.extra.prefill_tokens < u.prompt_tokens / 2, `prefix reused: evaluated ${u.extra.prefill_tokens} of ${u.prompt_tokens}`);
+});
+
+test('load from bytes in the page (worker: false); raw completion; tokenize round trip', async () => {
+  const r = await inPage(async ({ url }) => {
+    const bytes = await (await fetch(url)).arrayBuffer();
+    const engine = await Wisp.load(bytes, { worker: false });
+    const ids = await engine.tokenize('Hello, world!');
+    const back = await engine.detokenize(ids);
+    const special = await engine.tokenize('<|im_start|>', { special: true });
+    const res = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 6 });
+    const streamed = [];
+    for await (const c of await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 6, stream: true })) streamed.push(c.choices[0].text);
+    await engine.unload();
+    return { ids, back, special, res, streamed: streamed.join('') };
+  }, { url: SMOL });
+  assert.ok(r.ids.length > 1);
+  assert.equal(r.back, 'Hello, world!');
+  assert.equal(r.special.length, 1, 'control token text parsed when asked');
+  assert.equal(r.res.object, 'text_completion');
+  assert.ok(r.res.choices[0].text.length > 0);
+  assert.equal(r.streamed, r.res.choices[0].text);
+  const native = execFileSync(CLI, ['run', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2), '--no-f16', '--webgpu-default-limits',
+    '--temperature', '0', '--max-tokens', '6', '--prompt', 'The capital of France is'], { encoding: 'utf8' });
+  return assertGreedyAgrees('The capital of France is', r.res.choices[0].text, native);
+});
+
+test('load from a ReadableStream (transferred to the Worker)', async () => {
+  const r = await inPage(async ({ url }) => {
+    const resp = await fetch(url);
+    const engine = await Wisp.load(resp.body, { contextLength: 256 });
+    const res = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 3 });
+    const info = engine.info;
+    await engine.unload();
+    return { res, info };
+  }, { url: SMOL });
+  assert.equal(r.info.contextLength, 256);
+  assert.equal(r.res.usage.completion_tokens, 3);
+});
+
+test('abort stops an answer mid-stream and keeps the text so far', async () => {
+  const r = await inPage(async ({ url }) => {
+    const engine = await Wisp.load(url, { cache: false });
+    const controller = new AbortController();
+    let text = '';
+    let last;
+    for await (const c of await engine.chat.completions.create({
+      messages: [{ role: 'user', content: 'Write a long story about a dragon.' }],
+      temperature: 0.7, seed: 1, max_tokens: 300, stream: true, signal: controller.signal,
+    })) {
+      text += c.choices[0].delta.content ?? '';
+      if (text.length > 0) controller.abort();
+      last = c;
+    }
+    // The engine is still usable afterwards.
+    const after = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 2 });
+    const pre = new AbortController();
+    pre.abort();
+    const refused = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], signal: pre.signal }).then(() => null, (e) => e.code);
+    await engine.unload();
+    return { text, finish: last.choices[0].finish_reason, tokens: last.usage.completion_tokens, after: after.usage.completion_tokens, refused };
+  }, { url: SMOL });
+  assert.equal(r.finish, 'abort');
+  assert.ok(r.text.length > 0);
+  assert.ok(r.tokens < 300, `stopped after ${r.tokens} tokens`);
+  assert.equal(r.after, 2);
+  assert.equal(r.refused, 'aborted');
+});
+
+test('a dropped connection resumes with a Range request', async () => {
+  await resetStats();
+  const r = await inPage(async ({ url }) => {
+    const engine = await Wisp.load(`${url}?drop=${20 << 20}`, { cache: false, worker: false });
+    const res = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 2 });
+    await engine.unload();
+    return res.usage.completion_tokens;
+  }, { url: SMOL });
+  assert.equal(r, 2);
+  const s = await stats();
+  assert.equal(s.model_requests, 2, 'one cut response and one resumed range');
+  const size = statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size;
+  assert.ok(s.model_bytes <= size, `no byte fetched twice (${s.model_bytes} of ${size})`);
+});
+
+test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, no WebGPU', async () => {
+  const r = await inPage(async ({ url }) => {
+    const code = (p) => p.then(() => 'loaded', (e) => `${e.name}:${e.code}: ${e.message}`);
+    const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
+    const out = {};
+    out.truncatedHeader = await code(Wisp.load(bytes.slice(0, 1000), { worker: false }));
+    out.truncatedData = await code(Wisp.load(bytes.slice(0, bytes.length - 1000)));
+    out.tooLarge = await code(Wisp.load(url, { cache: false, memoryBudget: 16 << 20 }));
+    out.badHash = await code(Wisp.load(url, { cache: false, sha256: '00'.repeat(32) }));
+    out.notGguf = await code(Wisp.load(new TextEncoder().encode('<html>not a model</html>'.repeat(10))));
+    out.badSource = await code(Wisp.load(42));
+    out.cachedAfterBadHash = (await Wisp.cache.list()).length;
+    const gpu = Object.getOwnPropertyDescriptor(Navigator.prototype, 'gpu');
+    Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
+    out.noWebGpu = await code(Wisp.load(bytes, { worker: false }));
+    Object.defineProperty(Navigator.prototype, 'gpu', gpu);
+    return out;
+  }, { url: SMOL });
+  assert.match(r.truncatedHeader, /^WispError:invalid_model:/);
+  assert.match(r.truncatedData, /^WispError:(io|invalid_model):.*(ended early|bytes)/);
+  assert.match(r.tooLarge, /^WispError:model_too_large:.*budget.*contextLength/);
+  assert.match(r.badHash, /^WispError:integrity:.*sha256 mismatch/);
+  assert.match(r.notGguf, /^WispError:invalid_model:/);
+  assert.match(r.badSource, /^WispError:invalid_request:/);
+  assert.equal(r.cachedAfterBadHash, 0, 'a file failing its hash is not cached');
+  assert.match(r.noWebGpu, /^WispError:webgpu_unavailable:.*(Chrome|flags)/);
+  return Object.values(r).filter((v) => typeof v === 'string').map((v) => v.slice(0, 90)).join('\n      ');
+});
+
+test('a 491 MB model (Qwen2.5-0.5B) loads with wasm memory under 96 MiB', async () => {
+  const r = await inPage(async ({ url }) => {
+    const engine = await Wisp.load(url, { cache: false, worker: false, contextLength: 512 });
+    const memory = await engine.wasmMemoryBytes();
+    const res = await engine.chat.completions.create({ messages: [{ role: 'user', content: 'Hi' }], temperature: 0, max_tokens: 2 });
+    await engine.unload();
+    return { memory, tokens: res.usage.completion_tokens };
+  }, { url: QWEN });
+  assert.equal(r.tokens, 2);
+  assert.ok(r.memory < 96 * 1048576, `wasm memory ${(r.memory / 1048576).toFixed(1)} MiB`);
+  return `wasm memory ${(r.memory / 1048576).toFixed(1)} MiB after loading ${(statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_QWEN2)).size / 1e6).toFixed(0)} MB`;
+});
+
+test('the demo page: load, streamed greedy answer, stop, reload from cache, screenshot', async () => {
+  await page.goto(`${BASE}/?model=${encodeURIComponent(SMOL)}`);
+  await page.waitForSelector('#status[data-state="ready"]');
+  await page.fill('#temperature', '0');
+  await page.fill('#max-tokens', String(GREEDY_TOKENS));
+  await page.fill('#prompt', QUESTION);
+  await page.click('#send');
+  await page.waitForSelector('#messages[data-done="2"]');
+  const answer = await page.textContent('#messages li.assistant');
+  assert.ok(shared.native, 'needs the first test');
+  const agree = assertGreedyAgrees(shared.prompt, answer, shared.native);
+  assert.match(await page.textContent('#speed'), /tok\/s/);
+
+  // Stop mid-answer.
+  await page.fill('#temperature', '0.8');
+  await page.fill('#max-tokens', '400');
+  await page.fill('#prompt', 'Tell me a long story about the sea.');
+  await page.click('#send');
+  await page.waitForFunction(() => (document.querySelectorAll('#messages li.assistant')[1]?.textContent ?? '').length > 0);
+  await page.click('#stop');
+  await page.waitForSelector('#messages[data-done="4"]');
+  const finish = await page.getAttribute('#messages li.assistant:nth-of-type(4)', 'data-finish')
+    ?? await page.evaluate(() => document.querySelectorAll('#messages li.assistant')[1].dataset.finish);
+  assert.equal(finish, 'abort');
+  await page.screenshot({ path: join(ARTIFACTS, 'demo.png'), fullPage: true });
+
+  // Reload: the model comes from the cache, no model bytes over the network.
+  await resetStats();
+  await page.reload();
+  await page.waitForSelector('#status[data-state="ready"]');
+  assert.match(await page.textContent('#status'), /from cache/);
+  assert.equal((await stats()).model_bytes, 0);
+  return `${agree}; screenshot ${join(ARTIFACTS, 'demo.png')}`;
+});
+
+let passed = 0;
+let failed = 0;
+for (const t of tests) {
+  if (ONLY && !ONLY.some((o) => t.name.includes(o))) continue;
+  const started = Date.now();
+  try {
+    const note = await t.fn();
+    passed++;
+    console.log(`ok   ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)${note ? `\n      ${note}` : ''}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${t.name} (${((Date.now() - started) / 1000).toFixed(1)} s)\n      ${e.stack ?? e}`);
+    console.log(consoleLines.slice(-15).map((l) => `      | ${l}`).join('\n'));
+    await page.screenshot({ path: join(ARTIFACTS, `failed-${tests.indexOf(t)}.png`) }).catch(() => {});
+  }
+  consoleLines.length = 0;
+}
+await browser.close();
+console.log(`\nbrowser tests: ${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,187 @@
+//! The browser build: the wasm engine plus the npm package (`cargo xtask js`), the demo
+//! server (`cargo xtask demo`) and the browser tests in headless Chromium
+//! (`cargo xtask js-test`).
+
+use crate::{cargo, models, run, serve, workspace_root};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Must equal the `wasm-bindgen` crate version pinned in bindings/js/Cargo.toml.
+const WASM_BINDGEN: &str = "0.2.130";
+const TARGET: &str = "wasm32-unknown-unknown";
+
+fn js_dir() -> PathBuf {
+    workspace_root().join("bindings/js")
+}
+
+pub fn dist_dir() -> PathBuf {
+    js_dir().join("dist")
+}
+
+fn tool_version(cmd: &str) -> Option<String> {
+    let out = Command::new(cmd).arg("--version").output().ok()?;
+    Some(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// wasm-bindgen's CLI must match the crate exactly; install it when it does not.
+fn ensure_wasm_bindgen() -> Result<(), String> {
+    if tool_version("wasm-bindgen").is_some_and(|v| v.ends_with(WASM_BINDGEN)) {
+        return Ok(());
+    }
+    eprintln!("installing wasm-bindgen-cli {WASM_BINDGEN} (once; several minutes)");
+    // `--locked` fails for this crate version; see ENVIRONMENT notes in the README.
+    run(cargo().args(["install", "wasm-bindgen-cli", "--version", WASM_BINDGEN]))
+}
+
+/// npm packages the build and the tests use (binaryen's wasm-opt, playwright-core).
+fn ensure_node_tools() -> Result<PathBuf, String> {
+    let dir = js_dir().join("tests");
+    if !dir.join("node_modules/.package-lock.json").exists() {
+        let mut npm = Command::new("npm");
+        npm.args(["install", "--no-audit", "--no-fund", "--loglevel=error"])
+            .current_dir(&dir);
+        let status = npm
+            .status()
+            .map_err(|e| format!("cannot run npm (install Node.js 18+): {e}"))?;
+        if !status.success() {
+            return Err(format!("npm install in {} failed", dir.display()));
+        }
+    }
+    Ok(dir.join("node_modules"))
+}
+
+fn gzip_size(path: &Path) -> Result<u64, String> {
+    let out = Command::new("gzip")
+        .args(["-9", "-c"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run gzip: {e}"))?;
+    Ok(out.stdout.len() as u64)
+}
+
+/// Build the npm package into bindings/js/dist (importable as is).
+pub fn js() -> Result<(), String> {
+    run(Command::new("rustup").args(["target", "add", TARGET]))?;
+    ensure_wasm_bindgen()?;
+    let node_modules = ensure_node_tools()?;
+    run(cargo().args([
+        "build",
+        "--profile",
+        "wasm",
+        "-p",
+        "wisp-js",
+        "--target",
+        TARGET,
+    ]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    let wasm = target_dir.join(TARGET).join("wasm/wisp_js.wasm");
+    let dist = dist_dir();
+    let _ = std::fs::remove_dir_all(&dist);
+    std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--out-name", "wisp_wasm", "--out-dir"])
+        .arg(&dist)
+        .arg(&wasm))?;
+    let out_wasm = dist.join("wisp_wasm_bg.wasm");
+    let wasm_opt = node_modules.join(".bin/wasm-opt");
+    if wasm_opt.exists() {
+        // These feature flags match what rustc emits; `--all-features` output fails to load.
+        run(Command::new(&wasm_opt)
+            .args([
+                "-Oz",
+                "--enable-bulk-memory",
+                "--enable-nontrapping-float-to-int",
+                "--enable-sign-ext",
+                "--enable-mutable-globals",
+                "--enable-reference-types",
+                "--enable-multivalue",
+                "-o",
+            ])
+            .arg(&out_wasm)
+            .arg(&out_wasm))?;
+    }
+    for entry in std::fs::read_dir(js_dir().join("package")).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        std::fs::copy(entry.path(), dist.join(entry.file_name())).map_err(|e| e.to_string())?;
+    }
+    let raw = std::fs::metadata(&out_wasm)
+        .map_err(|e| e.to_string())?
+        .len();
+    eprintln!(
+        "npm package in {}: wisp_wasm_bg.wasm {} KB, {} KB gzipped (target ≤ 1024 KB)",
+        dist.display(),
+        raw / 1024,
+        gzip_size(&out_wasm)? / 1024
+    );
+    Ok(())
+}
+
+fn roots() -> serve::Roots {
+    serve::Roots {
+        demo: workspace_root().join("demo"),
+        dist: dist_dir(),
+        models: models::models_dir(),
+    }
+}
+
+/// Build everything, fetch the default model and serve the demo until interrupted.
+pub fn demo() -> Result<(), String> {
+    js()?;
+    let models = models::fetch_all()?;
+    let addr = std::env::var("WISP_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
+    let (bound, _) = serve::start(&addr, roots())?;
+    let default = models
+        .iter()
+        .find(|(k, _)| *k == "smollm2")
+        .and_then(|(_, p)| p.file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    println!("Wisp demo: http://{bound}/?model=/models/{default}");
+    println!("(a browser with WebGPU: Chrome/Edge 113+; Ctrl-C to stop)");
+    loop {
+        std::thread::park();
+    }
+}
+
+/// The browser tests: the package's own tests and the demo page, in headless Chromium.
+/// `rebuild: false` reuses bindings/js/dist as it is (for iterating on the tests).
+pub fn js_test(rebuild: bool) -> Result<(), String> {
+    if rebuild || !dist_dir().join("wisp_wasm_bg.wasm").exists() {
+        js()?;
+    }
+    let models = models::fetch_all()?;
+    let (bound, _) = serve::start("127.0.0.1:0", roots())?;
+    let model = |key: &str| {
+        models
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, p)| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    let root = workspace_root();
+    let artifacts = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("artifacts");
+    std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;
+    run(Command::new("node")
+        .arg(js_dir().join("tests/run.mjs"))
+        .env("WISP_BASE_URL", format!("http://{bound}"))
+        .env("WISP_SMOLLM2", model("smollm2"))
+        .env("WISP_QWEN2", model("qwen2"))
+        .env("WISP_MODELS_DIR", models::models_dir())
+        .env("WISP_ARTIFACTS", &artifacts)
+        .env("WISP_CLI", cli_binary()?))
+}
+
+/// Build the native CLI the browser tests compare against.
+fn cli_binary() -> Result<PathBuf, String> {
+    run(cargo().args(["build", "-p", "wisp-cli"]))?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"));
+    Ok(target_dir.join("debug/wisp"))
+}

@@ -101,3 +101,55 @@ fn a_full_context_is_a_typed_error() {
     assert_eq!(g.finish_reason, FinishReason::Length);
     assert!(g.tokens.len() <= 3);
 }
+
+/// A source that hands out bytes in awkward piece sizes (1, 3, 5 bytes and odd
+/// megabytes), so piece boundaries fall inside 4-byte words and across row chunks.
+struct RaggedSource<'a>(&'a [u8]);
+
+impl wisp::engine::ByteSource for RaggedSource<'_> {
+    fn total_len(&self) -> Option<u64> {
+        Some(self.0.len() as u64)
+    }
+
+    fn read_range(
+        &mut self,
+        start: u64,
+        end: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), wisp::Error>,
+    ) -> Result<(), wisp::Error> {
+        const SIZES: [usize; 5] = [1, 1_048_573, 3, 524_287, 5];
+        let mut at = start as usize;
+        let mut i = 0;
+        while at < end as usize {
+            let n = SIZES[i % SIZES.len()].min(end as usize - at);
+            sink(&self.0[at..at + n])?;
+            at += n;
+            i += 1;
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn an_upload_in_unaligned_pieces_computes_the_same_logits() {
+    let file = GgufFile::open(&wisp_e2e::model_path("smollm2")).expect("open");
+    let tok = Tokenizer::from_gguf(&file.header).expect("tokenizer");
+    let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("device"));
+    let load = |source: &mut dyn wisp::engine::ByteSource| {
+        let model = GpuModel::load(
+            Arc::clone(&ctx),
+            &file.header,
+            source,
+            &LoadControl::default(),
+            64,
+            None,
+        )
+        .expect("load");
+        let mut s = GpuSession::new(Arc::new(model), 64).unwrap();
+        s.forward(&tok.encode("Pieces of any size", false), Logits::All)
+            .unwrap()
+    };
+    let whole = load(&mut SliceSource(file.bytes()));
+    let ragged = load(&mut RaggedSource(file.bytes()));
+    assert_eq!(whole, ragged, "the same bytes must reach the GPU");
+}

@@ -13,7 +13,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
   fetch-models       download the test models and llama.cpp's test vectors (cached)
-  demo               build the npm package, fetch SmolLM2 and serve the chat demo page
+  demo [--no-build]  build the npm package, fetch SmolLM2 and serve the chat demo page
   js                 build the npm package (wasm + JS) into bindings/js/dist
   js-test [--no-build]  the browser tests (package and demo) in headless Chromium
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
@@ -25,7 +25,7 @@ fn main() -> ExitCode {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
         Some("js") => web::js(),
-        Some("demo") => web::demo(),
+        Some("demo") => web::demo(!args.iter().any(|a| a == "--no-build")),
         Some("js-test") => web::js_test(!args.iter().any(|a| a == "--no-build")),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {

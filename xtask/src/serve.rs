@@ -66,10 +66,7 @@ fn content_type(path: &Path) -> &'static str {
 /// `rel` under `root`, refusing `..` and absolute parts.
 fn under(root: &Path, rel: &str) -> Option<PathBuf> {
     let rel = Path::new(rel);
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_))) {
         return None;
     }
     Some(root.join(rel))
@@ -118,7 +115,11 @@ fn handle(mut conn: TcpStream, roots: &Roots, stats: &Stats) -> std::io::Result<
     if path == "/__reset" {
         stats.model_bytes.store(0, Ordering::Relaxed);
         stats.model_requests.store(0, Ordering::Relaxed);
-        stats.dropped.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        stats
+            .dropped
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
         return respond(&mut conn, "200 OK", "application/json", b"{}");
     }
     let file = if path == "/" {
@@ -137,7 +138,12 @@ fn handle(mut conn: TcpStream, roots: &Roots, stats: &Stats) -> std::io::Result<
         return respond(&mut conn, "404 Not Found", "text/plain", b"not found");
     };
     if method != "GET" && method != "HEAD" {
-        return respond(&mut conn, "405 Method Not Allowed", "text/plain", b"GET only");
+        return respond(
+            &mut conn,
+            "405 Method Not Allowed",
+            "text/plain",
+            b"GET only",
+        );
     }
     let mut f = std::fs::File::open(&file)?;
     let size = f.metadata()?.len();
@@ -207,7 +213,10 @@ fn parse_range(r: &str, size: u64) -> Option<(u64, u64)> {
     let (start, end) = match (a.trim(), b.trim()) {
         ("", n) => (size.saturating_sub(n.parse().ok()?), size),
         (a, "") => (a.parse().ok()?, size),
-        (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
+        (a, b) => (
+            a.parse().ok()?,
+            b.parse::<u64>().ok()?.saturating_add(1).min(size),
+        ),
     };
     (start < end).then_some((start, end))
 }

@@ -127,8 +127,10 @@ fn roots() -> serve::Roots {
 }
 
 /// Build everything, fetch the default model and serve the demo until interrupted.
-pub fn demo() -> Result<(), String> {
-    js()?;
+pub fn demo(rebuild: bool) -> Result<(), String> {
+    if rebuild || !dist_dir().join("wisp_wasm_bg.wasm").exists() {
+        js()?;
+    }
     let models = models::fetch_all()?;
     let addr = std::env::var("WISP_DEMO_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into());
     let (bound, _) = serve::start(&addr, roots())?;

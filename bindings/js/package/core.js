@@ -96,7 +96,9 @@ export async function load(source, opts = {}) {
     for (;;) {
       const needed = wasm.headerBytesNeeded(prefix, src.size ?? undefined);
       if (needed === 0) break;
-      const more = await src.prefix(needed);
+      // The parser names the next boundary it needs; ask for at least twice as much
+      // so a large vocabulary takes a few rounds, not thousands.
+      const more = await src.prefix(Math.max(needed, prefix.length * 2));
       if (more.length < needed) {
         throw new WispError('invalid_model', `the file ends inside its GGUF header (${more.length} of ${needed} bytes)`);
       }

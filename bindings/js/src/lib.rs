@@ -8,6 +8,9 @@
 //! Memory: only the GGUF header and the small norm vectors enter wasm memory. Weight
 //! bytes arrive as JS `Uint8Array`s and go straight to `GPUQueue.writeBuffer`.
 #![cfg(target_arch = "wasm32")]
+// The engine shares its device and model through `Arc` (native sessions run on several
+// threads); in the page everything lives on one thread, where `Arc` is merely an `Rc`.
+#![allow(clippy::arc_with_non_send_sync)]
 
 use js_sys::{Function, Promise, Uint8Array};
 use serde_json::{json, Value};
@@ -191,8 +194,8 @@ pub async fn begin_load(
     options: String,
 ) -> Result<Loader, JsValue> {
     let opts = LoadOptions::parse(&options)?;
-    let header = GgufHeader::parse(&prefix, file_len.map(|n| n as u64))
-        .map_err(|e| wisp_error(e.into()))?;
+    let header =
+        GgufHeader::parse(&prefix, file_len.map(|n| n as u64)).map_err(|e| wisp_error(e.into()))?;
     drop(prefix);
     let tokenizer = Tokenizer::from_gguf(&header).map_err(wisp_error)?;
     let template = ChatTemplate::from_gguf(&header);
@@ -284,20 +287,19 @@ pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
         .map_err(wisp_error)?;
     let render = render_options(&tokenizer);
     Ok(Engine {
-        inner: Rc::new(RefCell::new(Inner {
-            _model: model,
-            session,
+        text: Rc::new(Text {
             tokenizer,
             template,
             render,
-        })),
+        }),
+        session: Rc::new(RefCell::new(Some(session))),
+        _model: model,
         info: info.to_string(),
     })
 }
 
-struct Inner {
-    _model: Arc<GpuModel>,
-    session: GpuSession,
+/// What turns messages into tokens and back (usable while a request runs).
+struct Text {
     tokenizer: Tokenizer,
     template: Result<ChatTemplate, Error>,
     render: RenderOptions,
@@ -306,7 +308,10 @@ struct Inner {
 /// A loaded model with one conversation's KV cache.
 #[wasm_bindgen]
 pub struct Engine {
-    inner: Rc<RefCell<Inner>>,
+    text: Rc<Text>,
+    /// Taken out while a request runs: a second request meanwhile is refused as busy.
+    session: Rc<RefCell<Option<GpuSession>>>,
+    _model: Arc<GpuModel>,
     info: String,
 }
 
@@ -402,15 +407,13 @@ impl Engine {
     }
 
     /// Token ids of `text` (control-token text parsed as such when `special`).
-    pub fn tokenize(&self, text: &str, special: bool) -> Result<Vec<u32>, JsValue> {
-        let inner = self.inner.try_borrow().map_err(|_| busy())?;
-        Ok(inner.tokenizer.encode(text, special))
+    pub fn tokenize(&self, text: &str, special: bool) -> Vec<u32> {
+        self.text.tokenizer.encode(text, special)
     }
 
     /// The text of token ids.
-    pub fn detokenize(&self, ids: Vec<u32>) -> Result<String, JsValue> {
-        let inner = self.inner.try_borrow().map_err(|_| busy())?;
-        Ok(inner.tokenizer.decode(&ids, false))
+    pub fn detokenize(&self, ids: Vec<u32>) -> String {
+        self.text.tokenizer.decode(&ids, false)
     }
 
     /// The chat template's text for `request.messages`, as the model will read it.
@@ -418,10 +421,10 @@ impl Engine {
     pub fn render_chat(&self, request: &str) -> Result<String, JsValue> {
         let req: Value = serde_json::from_str(request)
             .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
-        let inner = self.inner.try_borrow().map_err(|_| busy())?;
-        let template = inner.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
+        let t = &self.text;
+        let template = t.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
         template
-            .render(&messages(&req)?, &inner.render)
+            .render(&messages(&req)?, &t.render)
             .map_err(wisp_error)
     }
 
@@ -429,35 +432,47 @@ impl Engine {
     /// text as it is generated; `cancelled()` is asked before every token. Resolves to a
     /// JSON summary: text, finish reason, token counts and timings.
     pub fn chat(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
-        let inner = Rc::clone(&self.inner);
+        let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
             let req: Value = serde_json::from_str(&request)
                 .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
             let msgs = messages(&req)?;
-            let mut guard = inner.try_borrow_mut().map_err(|_| busy())?;
-            let prompt = {
-                let i = &*guard;
-                let template = i.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
-                chat_prompt_tokens(template, &i.tokenizer, &msgs, &i.render).map_err(wisp_error)?
-            };
-            run(&mut guard, &req, &prompt, &on_text, &cancelled).await
+            let template = text.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
+            let prompt = chat_prompt_tokens(template, &text.tokenizer, &msgs, &text.render)
+                .map_err(wisp_error)?;
+            run(
+                &session,
+                &text.tokenizer,
+                &req,
+                &prompt,
+                &on_text,
+                &cancelled,
+            )
+            .await
         })
     }
 
     /// Raw text completion of `request.prompt` (no chat template); `request.special`
     /// parses control-token text in the prompt.
     pub fn complete(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
-        let inner = Rc::clone(&self.inner);
+        let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
             let req: Value = serde_json::from_str(&request)
                 .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
-            let text = req["prompt"]
+            let prompt_text = req["prompt"]
                 .as_str()
                 .ok_or_else(|| js_error("invalid_request", "prompt must be a string"))?;
             let special = req["special"].as_bool().unwrap_or(false);
-            let mut guard = inner.try_borrow_mut().map_err(|_| busy())?;
-            let prompt = guard.tokenizer.encode_prompt(text, special);
-            run(&mut guard, &req, &prompt, &on_text, &cancelled).await
+            let prompt = text.tokenizer.encode_prompt(prompt_text, special);
+            run(
+                &session,
+                &text.tokenizer,
+                &req,
+                &prompt,
+                &on_text,
+                &cancelled,
+            )
+            .await
         })
     }
 }
@@ -469,9 +484,11 @@ fn busy() -> JsValue {
     )
 }
 
-/// Generate after `prompt` and summarise the result as JSON.
+/// Generate after `prompt` and summarise the result as JSON. The session is taken out of
+/// its cell for the duration (a concurrent request gets `busy`) and put back after.
 async fn run(
-    inner: &mut Inner,
+    cell: &RefCell<Option<GpuSession>>,
+    tokenizer: &Tokenizer,
     req: &Value,
     prompt: &[u32],
     on_text: &Function,
@@ -491,11 +508,9 @@ async fn run(
             .map(|r| r.as_bool() == Some(true))
             .unwrap_or(true)
     };
-    let Inner {
-        session, tokenizer, ..
-    } = inner;
-    let (gen, timings) = generate_async(
-        session,
+    let mut session = cell.borrow_mut().take().ok_or_else(busy)?;
+    let result = generate_async(
+        &mut session,
         tokenizer,
         &mut sampler,
         prompt,
@@ -506,8 +521,9 @@ async fn run(
             now: &now_s,
         },
     )
-    .await
-    .map_err(wisp_error)?;
+    .await;
+    *cell.borrow_mut() = Some(session);
+    let (gen, timings) = result.map_err(wisp_error)?;
     let finish = match gen.finish_reason {
         FinishReason::Stop => "stop",
         FinishReason::Length => "length",

@@ -67,6 +67,13 @@ fn device_type_name(t: wgpu::DeviceType) -> &'static str {
     }
 }
 
+#[cfg(not(target_arch = "wasm32"))]
+const NO_ADAPTER_HINT: &str = "install a Vulkan, Metal or DX12 driver \
+     (on Linux without a GPU: Mesa's lavapipe, package mesa-vulkan-drivers)";
+#[cfg(target_arch = "wasm32")]
+const NO_ADAPTER_HINT: &str =
+    "the browser offers WebGPU but no adapter: the GPU may be blocklisted or WebGPU disabled";
+
 impl GpuContext {
     /// Pick the best adapter and create a device on it.
     pub async fn new(opts: &DeviceOptions) -> Result<GpuContext, Error> {
@@ -79,10 +86,7 @@ impl GpuContext {
             })
             .await
             .map_err(|e| {
-                Error::Gpu(format!(
-                    "no GPU adapter available ({e}); install a Vulkan, Metal or DX12 driver \
-                     (on Linux without a GPU: Mesa's lavapipe, package mesa-vulkan-drivers)"
-                ))
+                Error::Gpu(format!("no GPU adapter available ({e}); {NO_ADAPTER_HINT}"))
             })?;
         Self::from_adapter(adapter, opts).await
     }

@@ -248,6 +248,12 @@ test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, 
     out.badHash = await code(Wisp.load(url, { cache: false, sha256: '00'.repeat(32) }));
     out.notGguf = await code(Wisp.load(new TextEncoder().encode('<html>not a model</html>'.repeat(10))));
     out.badSource = await code(Wisp.load(42));
+    const ac = new AbortController();
+    out.abortedLoad = await code(Wisp.load(url, {
+      cache: false,
+      signal: ac.signal,
+      onProgress: (p) => p.phase === 'download' && p.loaded > 0 && ac.abort(),
+    }));
     out.cachedAfterBadHash = (await Wisp.cache.list()).length;
     const gpu = Object.getOwnPropertyDescriptor(Navigator.prototype, 'gpu');
     Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
@@ -261,6 +267,7 @@ test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, 
   assert.match(r.badHash, /^WispError:integrity:.*sha256 mismatch/);
   assert.match(r.notGguf, /^WispError:invalid_model:/);
   assert.match(r.badSource, /^WispError:invalid_request:/);
+  assert.match(r.abortedLoad, /^WispError:aborted:/);
   assert.equal(r.cachedAfterBadHash, 0, 'a file failing its hash is not cached');
   assert.match(r.noWebGpu, /^WispError:webgpu_unavailable:.*(Chrome|flags)/);
   return Object.values(r).filter((v) => typeof v === 'string').map((v) => v.slice(0, 90)).join('\n      ');

@@ -1,5 +1,6 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
+mod mobile;
 mod models;
 
 use std::path::{Path, PathBuf};
@@ -12,6 +13,10 @@ commands:
   chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
   fetch-models       download the test models and llama.cpp's test vectors (cached)
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+  bindings [--check] regenerate the Swift/Kotlin bindings (--check: fail on drift)
+  kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
+  swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
+  mobile-targets     check iOS and build the Android static library
 ";
 
 fn main() -> ExitCode {
@@ -19,6 +24,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("bindings") => mobile::bindings(!args.iter().any(|a| a == "--check")).map(|_| ()),
+        Some("kotlin") => mobile::kotlin(),
+        Some("swift") => mobile::swift(),
+        Some("mobile-targets") => mobile::mobile_targets(),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");
@@ -116,6 +125,9 @@ fn ci(full: bool) -> Result<(), String> {
         }
         run(&mut cmd)
     })?;
+    step("kotlin", &mut mobile::kotlin)?;
+    step("swift", &mut mobile::swift)?;
+    step("mobile-targets", &mut mobile::mobile_targets)?;
     eprintln!("\nsuite times:");
     for (name, secs) in &timings {
         eprintln!("  {name:<14} {secs:>7.1} s");

@@ -30,8 +30,14 @@ const GENERATED: &[(&str, &str)] = &[
         "dev/wisp/wisp_ffi.kt",
         "bindings/kotlin/src/main/kotlin/dev/wisp/wisp_ffi.kt",
     ),
-    ("Wisp.swift", "bindings/swift/Sources/Wisp/Generated/Wisp.swift"),
-    ("WispFFI.h", "bindings/swift/Sources/WispFFI/include/WispFFI.h"),
+    (
+        "Wisp.swift",
+        "bindings/swift/Sources/Wisp/Generated/Wisp.swift",
+    ),
+    (
+        "WispFFI.h",
+        "bindings/swift/Sources/WispFFI/include/WispFFI.h",
+    ),
     (
         "WispFFI.modulemap",
         "bindings/swift/Sources/WispFFI/include/module.modulemap",
@@ -98,7 +104,9 @@ fn require(path: &str, what: &str) -> Result<(), String> {
     if Path::new(path).exists() {
         Ok(())
     } else {
-        Err(format!("{path} is missing: {what} (run .ci/mobile-toolchains)"))
+        Err(format!(
+            "{path} is missing: {what} (run .ci/mobile-toolchains)"
+        ))
     }
 }
 

@@ -2,8 +2,8 @@
 
 use crate::oneshot::{guard, spawn};
 use crate::{
-    CancelToken, ChatMessage, Completion, EngineConfig, FinishReason, GenerationOptions,
-    LoadStage, ModelInfo, ProgressListener, TokenListener, Usage, WispError,
+    CancelToken, ChatMessage, Completion, EngineConfig, FinishReason, GenerationOptions, LoadStage,
+    ModelInfo, ProgressListener, TokenListener, Usage, WispError,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -44,7 +44,10 @@ pub async fn load_engine(
     progress: Option<Arc<dyn ProgressListener>>,
     cancel: Option<Arc<CancelToken>>,
 ) -> Result<Arc<Engine>, WispError> {
-    spawn("load", move || Engine::open(&path, &config, progress, cancel)).await
+    spawn("load", move || {
+        Engine::open(&path, &config, progress, cancel)
+    })
+    .await
 }
 
 #[uniffi::export]
@@ -230,10 +233,7 @@ impl Engine {
                 n_ctx,
                 config.gpu_memory_budget_bytes,
             )?;
-            (
-                Box::new(GpuSession::new(Arc::new(model), n_ctx)?),
-                device,
-            )
+            (Box::new(GpuSession::new(Arc::new(model), n_ctx)?), device)
         };
         let token_text = |id: Option<u32>| {
             id.map(|id| String::from_utf8_lossy(&tokenizer.token_bytes(id, true)).into_owned())

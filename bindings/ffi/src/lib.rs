@@ -130,7 +130,7 @@ pub trait TokenListener: Send + Sync {
 }
 
 /// How to open a model.
-#[derive(Debug, Clone, uniffi::Record)]
+#[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct EngineConfig {
     /// Run on the CPU oracle instead of the GPU (slow; for devices without a usable GPU).
     #[uniffi(default = false)]
@@ -141,16 +141,6 @@ pub struct EngineConfig {
     /// Refuse to load if the model and its KV cache would need more GPU memory than this.
     #[uniffi(default = None)]
     pub gpu_memory_budget_bytes: Option<u64>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            use_cpu: false,
-            context_size: None,
-            gpu_memory_budget_bytes: None,
-        }
-    }
 }
 
 /// What the loaded model is.

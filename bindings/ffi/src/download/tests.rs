@@ -133,7 +133,10 @@ fn downloads_checks_and_reuses() {
         .rev()
         .find(|e| e.0 == LoadStage::Downloading)
         .unwrap();
-    assert_eq!((last_dl.1, last_dl.2), (data.len() as u64, data.len() as u64));
+    assert_eq!(
+        (last_dl.1, last_dl.2),
+        (data.len() as u64, data.len() as u64)
+    );
     assert!(events.iter().any(|e| e.0 == LoadStage::Verifying));
     // A second call finds the file and does not ask the server again.
     dl(&server.url, &dir, Some(sha(&data)), None, None).unwrap();
@@ -230,7 +233,9 @@ fn http_errors_are_typed() {
         for mut s in listener.incoming().flatten() {
             let mut buf = [0u8; 1024];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = s.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
         }
     });
     let dir = tmp_dir("404");

@@ -123,7 +123,7 @@ pub fn kotlin() -> Result<(), String> {
     let coroutines = format!("{KOTLIN_HOME}/lib/kotlinx-coroutines-core-jvm.jar");
     let kt = root.join("bindings/kotlin/src");
     run(Command::new(format!("{KOTLIN_HOME}/bin/kotlinc"))
-        .args(["-Werror", "-nowarn", "-language-version", "2.4", "-cp"])
+        .args(["-Werror", "-cp"])
         .arg(format!("{JNA_JAR}:{coroutines}"))
         .arg(kt.join("main/kotlin"))
         .arg(kt.join("test/kotlin"))
@@ -137,6 +137,11 @@ pub fn kotlin() -> Result<(), String> {
             jar.display()
         ))
         .arg("dev.wisp.WispTestKt")
+        // Mesa's Vulkan loader complains on every start without it (.ci/run sets it).
+        .env(
+            "XDG_RUNTIME_DIR",
+            std::env::var_os("XDG_RUNTIME_DIR").unwrap_or_else(|| std::env::temp_dir().into()),
+        )
         .env("WISP_MODEL", &model)
         .env("WISP_CLI", lib_dir.join("wisp")))
 }
@@ -239,6 +244,23 @@ pub fn mobile_targets() -> Result<(), String> {
     let size = fs::metadata(&lib)
         .map_err(|e| format!("no {}: {e}", lib.display()))?
         .len();
-    eprintln!("{}: {} MiB", lib.display(), size >> 20);
+    // The exported functions must be in the archive for Swift/Kotlin to find them.
+    let nm = Command::new("nm")
+        .args(["-g", "--defined-only"])
+        .arg(&lib)
+        .output()
+        .map_err(|e| format!("cannot run nm: {e}"))?;
+    let exported = String::from_utf8_lossy(&nm.stdout)
+        .lines()
+        .filter(|l| l.contains(" T uniffi_wisp_ffi_fn_"))
+        .count();
+    eprintln!(
+        "{}: {} MiB, {exported} uniffi functions",
+        lib.display(),
+        size >> 20
+    );
+    if exported == 0 {
+        return Err(format!("{} exports no uniffi function", lib.display()));
+    }
     Ok(())
 }

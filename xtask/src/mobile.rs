@@ -44,11 +44,14 @@ const GENERATED: &[(&str, &str)] = &[
     ),
 ];
 
-/// Build the native library (debug profile, as the tests use it) and the CLI the tests
-/// compare against; returns the directory holding `libwisp_ffi.so` and `wisp`.
+/// Build the native library and the CLI the tests compare against; returns the directory
+/// holding `libwisp_ffi.so` and `wisp`. The `test` profile (output in target/debug) reuses
+/// what `cargo test --workspace` just compiled, and is optimized enough for the GPU tests.
 fn build_native() -> Result<PathBuf, String> {
     run(cargo().args([
         "build",
+        "--profile",
+        "test",
         "-p",
         "wisp-ffi",
         "--features",

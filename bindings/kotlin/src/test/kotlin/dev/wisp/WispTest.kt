@@ -9,7 +9,10 @@ import java.net.InetSocketAddress
 import java.security.MessageDigest
 import java.util.concurrent.atomic.AtomicInteger
 import kotlin.system.exitProcess
+import kotlinx.coroutines.coroutineScope
 import kotlinx.coroutines.flow.take
+import kotlinx.coroutines.cancel
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.flow.toList
 import kotlinx.coroutines.runBlocking
 
@@ -79,6 +82,23 @@ fun main() {
         val info = e().info()
         check(info.architecture == "llama" && info.vocabSize == 49152u) { "$info" }
         check(info.device != "cpu") { "expected a GPU, got ${info.device}" }
+    }
+    tests += "cancelling the coroutine stops a load" to {
+        val seen = java.util.concurrent.CopyOnWriteArrayList<Long>()
+        var total = 0L
+        coroutineScope {
+            val job = launch {
+                Wisp.load(modelPath) { _, done, t ->
+                    total = t
+                    seen.add(done)
+                    if (seen.size == 2) this.cancel()
+                }
+            }
+            job.join()
+            check(job.isCancelled) { "the load was not cancelled" }
+        }
+        Thread.sleep(1500)
+        check(seen.size >= 2 && seen.last() < total) { "the load ran on: ${seen.size} events, ${seen.last()} / $total" }
     }
     tests += "greedy chat streams what `wisp run --special` prints" to {
         val prompt = e().renderChat(messages)

@@ -105,6 +105,39 @@ final class WispTests: XCTestCase {
         XCTAssertNotEqual(info.device, "cpu")
     }
 
+    func testCancellingTheTaskStopsALoad() async throws {
+        final class Box: @unchecked Sendable {
+            let lock = NSLock()
+            var task: Task<Engine, Error>?
+            var seen: [UInt64] = []
+            var total: UInt64 = 0
+        }
+        let box = Box()
+        let path = try modelPath()
+        // Hold the lock while storing the task so the first progress call sees it.
+        box.lock.lock()
+        box.task = Task {
+            try await Engine.load(path: path) { _, done, total in
+                box.lock.lock()
+                box.seen.append(done)
+                box.total = total
+                let (n, task) = (box.seen.count, box.task)
+                box.lock.unlock()
+                if n == 2 { task?.cancel() }
+            }
+        }
+        box.lock.unlock()
+        let result = await box.task!.result
+        guard case .failure(WispError.Cancelled) = result else {
+            return XCTFail("expected WispError.Cancelled, got \(result)")
+        }
+        try await Task.sleep(nanoseconds: 500_000_000)
+        box.lock.lock()
+        defer { box.lock.unlock() }
+        XCTAssertGreaterThanOrEqual(box.seen.count, 2)
+        XCTAssertLessThan(box.seen.last ?? 0, box.total, "the load ran to the end")
+    }
+
     func testGreedyChatMatchesCli() async throws {
         let engine = try await Shared.shared.get()
         let prompt = try engine.renderChat(messages: messages)

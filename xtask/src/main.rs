@@ -1,5 +1,6 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
+mod mobile;
 mod models;
 mod serve;
 mod web;
@@ -17,6 +18,10 @@ commands:
   js                 build the npm package (wasm + JS) into bindings/js/dist
   js-test [--no-build]  the browser tests (package and demo) in headless Chromium
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+  bindings [--check] regenerate the Swift/Kotlin bindings (--check: fail on drift)
+  kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
+  swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
+  mobile-targets     check iOS and build the Android static library
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +32,10 @@ fn main() -> ExitCode {
         Some("js") => web::js(),
         Some("demo") => web::demo(!args.iter().any(|a| a == "--no-build")),
         Some("js-test") => web::js_test(!args.iter().any(|a| a == "--no-build")),
+        Some("bindings") => mobile::bindings(!args.iter().any(|a| a == "--check")).map(|_| ()),
+        Some("kotlin") => mobile::kotlin(),
+        Some("swift") => mobile::swift(),
+        Some("mobile-targets") => mobile::mobile_targets(),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");
@@ -137,6 +146,9 @@ fn ci(full: bool) -> Result<(), String> {
         run(&mut cmd)
     })?;
     step("browser", &mut || web::js_test(true))?;
+    step("kotlin", &mut mobile::kotlin)?;
+    step("swift", &mut mobile::swift)?;
+    step("mobile-targets", &mut mobile::mobile_targets)?;
     eprintln!("\nsuite times:");
     for (name, secs) in &timings {
         eprintln!("  {name:<14} {secs:>7.1} s");

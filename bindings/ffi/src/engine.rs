@@ -1,0 +1,340 @@
+//! The `Engine` object: one loaded model and one KV-cache session behind a mutex.
+
+use crate::oneshot::{guard, spawn};
+use crate::{
+    CancelToken, ChatMessage, Completion, EngineConfig, FinishReason, GenerationOptions, LoadStage,
+    ModelInfo, ProgressListener, TokenListener, Usage, WispError,
+};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wisp::chat::{ChatTemplate, RenderOptions};
+use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::generate::{generate, Forward, GenerateOptions};
+use wisp::gguf::GgufFile;
+use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::model::cpu::{CpuModel, CpuSession};
+use wisp::model::ModelConfig;
+use wisp::sampling::{Sampler, SamplingParams};
+use wisp::tokenizer::Tokenizer;
+
+/// The CLI's default context cap (crates/cli/src/load.rs), so both answer alike.
+const DEFAULT_MAX_CTX: usize = 4096;
+
+type Session = Box<dyn Forward + Send>;
+
+/// A loaded model, ready to chat. Thread-safe: calls from several threads queue on the
+/// session (one generation at a time); `cancel` may be called from any thread.
+#[derive(uniffi::Object)]
+pub struct Engine {
+    tokenizer: Tokenizer,
+    template: ChatTemplate,
+    render: RenderOptions,
+    info: ModelInfo,
+    session: Mutex<Session>,
+    cancel: AtomicBool,
+}
+
+/// Load a model file on a background thread (the async twin of `Engine(path, …)`).
+#[uniffi::export]
+pub async fn load_engine(
+    path: String,
+    config: EngineConfig,
+    progress: Option<Arc<dyn ProgressListener>>,
+    cancel: Option<Arc<CancelToken>>,
+) -> Result<Arc<Engine>, WispError> {
+    spawn("load", move || {
+        Engine::open(&path, &config, progress, cancel)
+    })
+    .await
+}
+
+#[uniffi::export]
+impl Engine {
+    /// Load a GGUF model file (blocking; see `load_engine` for the async form).
+    #[uniffi::constructor]
+    pub fn new(
+        path: String,
+        config: EngineConfig,
+        progress: Option<Arc<dyn ProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<Arc<Engine>, WispError> {
+        guard(|| Engine::open(&path, &config, progress, cancel))
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        self.info.clone()
+    }
+
+    /// The prompt `chat` would evaluate for these messages (the model's chat template
+    /// with the assistant turn opened).
+    pub fn render_chat(&self, messages: Vec<ChatMessage>) -> Result<String, WispError> {
+        let messages: Vec<wisp::chat::ChatMessage> = messages
+            .into_iter()
+            .map(|m| wisp::chat::ChatMessage::new(m.role, m.content))
+            .collect();
+        Ok(self.template.render(&messages, &self.render)?)
+    }
+
+    /// Answer the conversation, streaming text to `listener` (blocking).
+    pub fn chat(
+        &self,
+        messages: Vec<ChatMessage>,
+        options: GenerationOptions,
+        listener: Option<Arc<dyn TokenListener>>,
+    ) -> Result<Completion, WispError> {
+        guard(|| {
+            let prompt = self.render_chat(messages)?;
+            // Template output carries the control tokens; add BOS only when the template
+            // did not write it (as `wisp chat` does).
+            let mut ids = self.tokenizer.encode(&prompt, true);
+            if self.tokenizer.add_bos() {
+                if let Some(bos) = self.tokenizer.bos() {
+                    if ids.first() != Some(&bos) {
+                        ids.insert(0, bos);
+                    }
+                }
+            }
+            self.run(&ids, &options, listener)
+        })
+    }
+
+    /// Continue `prompt` as raw text (no chat template; control-token text such as
+    /// `<|im_start|>` is parsed as the control token, as `wisp run --special` does).
+    pub fn complete(
+        &self,
+        prompt: String,
+        options: GenerationOptions,
+        listener: Option<Arc<dyn TokenListener>>,
+    ) -> Result<Completion, WispError> {
+        guard(|| {
+            let ids = self.tokenizer.encode_prompt(&prompt, true);
+            self.run(&ids, &options, listener)
+        })
+    }
+
+    /// `chat` on a background thread.
+    pub async fn chat_async(
+        self: Arc<Self>,
+        messages: Vec<ChatMessage>,
+        options: GenerationOptions,
+        listener: Option<Arc<dyn TokenListener>>,
+    ) -> Result<Completion, WispError> {
+        spawn("chat", move || self.chat(messages, options, listener)).await
+    }
+
+    /// `complete` on a background thread.
+    pub async fn complete_async(
+        self: Arc<Self>,
+        prompt: String,
+        options: GenerationOptions,
+        listener: Option<Arc<dyn TokenListener>>,
+    ) -> Result<Completion, WispError> {
+        spawn("complete", move || self.complete(prompt, options, listener)).await
+    }
+
+    /// Stop the generation running now (it returns with `FinishReason.Cancelled`).
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    /// Forget the cached conversation (the next call evaluates its whole prompt).
+    pub fn reset(&self) {
+        self.session
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .truncate(0);
+    }
+}
+
+fn sampler(o: &GenerationOptions) -> Result<Sampler, WispError> {
+    let seed = o.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    Ok(Sampler::new(SamplingParams {
+        temperature: o.temperature,
+        top_k: o.top_k as usize,
+        top_p: o.top_p,
+        min_p: o.min_p,
+        repeat_penalty: o.repeat_penalty,
+        presence_penalty: o.presence_penalty,
+        frequency_penalty: o.frequency_penalty,
+        seed,
+        ..SamplingParams::default()
+    })?)
+}
+
+impl Engine {
+    fn open(
+        path: &str,
+        config: &EngineConfig,
+        progress: Option<Arc<dyn ProgressListener>>,
+        cancel: Option<Arc<CancelToken>>,
+    ) -> Result<Arc<Engine>, WispError> {
+        let path = Path::new(path);
+        if !path.is_file() {
+            return Err(WispError::NotFound {
+                detail: format!("no model file at {}", path.display()),
+            });
+        }
+        let cancelled = || cancel.as_ref().is_some_and(|c| c.is_cancelled());
+        let file = Arc::new(GgufFile::open(path).map_err(|e| match e {
+            wisp::Error::Io(detail) => WispError::Io { detail },
+            other => WispError::InvalidModel {
+                detail: format!("{}: {other}", path.display()),
+            },
+        })?);
+        let tokenizer = Tokenizer::from_gguf(&file.header)?;
+        let model_config = ModelConfig::from_gguf(&file.header)?;
+        let template = ChatTemplate::from_gguf(&file.header)?;
+        let n_ctx = match config.context_size {
+            Some(0) => {
+                return Err(WispError::InvalidRequest {
+                    detail: "context_size must be at least 1".into(),
+                })
+            }
+            Some(n) => n as usize,
+            None => model_config.n_ctx_train.min(DEFAULT_MAX_CTX),
+        };
+        if cancelled() {
+            return Err(WispError::Cancelled);
+        }
+        let report = |done: u64, total: u64| {
+            if let Some(p) = &progress {
+                p.on_progress(LoadStage::Loading, done, total);
+            }
+        };
+        let (session, device): (Session, String) = if config.use_cpu {
+            report(0, 1);
+            let model = Arc::new(CpuModel::load(Arc::clone(&file))?);
+            report(1, 1);
+            (Box::new(CpuSession::new(model, n_ctx)), "cpu".into())
+        } else {
+            let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default())?);
+            let device = ctx.caps.adapter_name.clone();
+            let on_progress = progress.clone().map(|p| {
+                Arc::new(move |done, total| p.on_progress(LoadStage::Loading, done, total))
+                    as Arc<dyn Fn(u64, u64) + Send + Sync>
+            });
+            let control = LoadControl {
+                on_progress,
+                cancel: cancel.as_ref().map(|c| Arc::clone(&c.flag)),
+            };
+            let mut source = SliceSource(file.bytes());
+            let model = GpuModel::load(
+                ctx,
+                &file.header,
+                &mut source,
+                &control,
+                n_ctx,
+                config.gpu_memory_budget_bytes,
+            )?;
+            (Box::new(GpuSession::new(Arc::new(model), n_ctx)?), device)
+        };
+        let token_text = |id: Option<u32>| {
+            id.map(|id| String::from_utf8_lossy(&tokenizer.token_bytes(id, true)).into_owned())
+                .unwrap_or_default()
+        };
+        let render = RenderOptions {
+            add_generation_prompt: true,
+            bos_token: token_text(tokenizer.bos()),
+            eos_token: token_text(tokenizer.eos()),
+            ..RenderOptions::default()
+        };
+        let header = &file.header;
+        let info = ModelInfo {
+            architecture: header.architecture().unwrap_or("unknown").to_string(),
+            name: header.get_str("general.name").map(str::to_string),
+            context_size: n_ctx as u32,
+            trained_context_size: model_config.n_ctx_train as u32,
+            layers: model_config.n_layer as u32,
+            embedding_size: model_config.n_embd as u32,
+            vocab_size: tokenizer.vocab_size() as u32,
+            file_size_bytes: file.bytes().len() as u64,
+            device,
+            builtin_chat_template: template.is_builtin(),
+        };
+        Ok(Arc::new(Engine {
+            tokenizer,
+            template,
+            render,
+            info,
+            session: Mutex::new(session),
+            cancel: AtomicBool::new(false),
+        }))
+    }
+
+    fn run(
+        &self,
+        ids: &[u32],
+        options: &GenerationOptions,
+        listener: Option<Arc<dyn TokenListener>>,
+    ) -> Result<Completion, WispError> {
+        let mut sampler = sampler(options)?;
+        let opts = GenerateOptions {
+            max_tokens: options.max_tokens.map(|n| n as usize),
+            stop: options.stop.clone(),
+        };
+        // A poisoned lock only means an earlier call panicked mid-generation; the cache
+        // is then simply recomputed from the prompt (generate() reuses only a true prefix).
+        let mut session = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        // Cancellation applies to the generation running when it is asked for.
+        self.cancel.store(false, Ordering::Relaxed);
+        let start = Instant::now();
+        let mut first: Option<Instant> = None;
+        let mut on_text = |text: &str| {
+            first.get_or_insert_with(Instant::now);
+            if self.cancel.load(Ordering::Relaxed) {
+                return false;
+            }
+            match &listener {
+                Some(l) => l.on_text(text.to_string()) && !self.cancel.load(Ordering::Relaxed),
+                None => true,
+            }
+        };
+        let result = generate(
+            session.as_mut(),
+            &self.tokenizer,
+            &mut sampler,
+            ids,
+            &opts,
+            &mut on_text,
+        );
+        let end = Instant::now();
+        let g = match result {
+            Ok(g) => g,
+            Err(e) => {
+                // A failed step may leave the cache half-written: start clean next time.
+                session.truncate(0);
+                return Err(e.into());
+            }
+        };
+        // Time to first token: the first text callback, or the end when nothing was
+        // streamed (the first token was end-of-generation or an incomplete character).
+        let first = first.unwrap_or(end);
+        let ttft = first.duration_since(start).as_secs_f64();
+        let decode = end.duration_since(first).as_secs_f64();
+        let rate = |n: usize, s: f64| if s > 0.0 { n as f64 / s } else { 0.0 };
+        Ok(Completion {
+            text: g.text,
+            finish_reason: match g.finish_reason {
+                wisp::generate::FinishReason::Stop => FinishReason::Stop,
+                wisp::generate::FinishReason::Length => FinishReason::Length,
+                wisp::generate::FinishReason::Cancelled => FinishReason::Cancelled,
+            },
+            usage: Usage {
+                prompt_tokens: g.prompt_tokens as u32,
+                cached_prompt_tokens: (g.prompt_tokens - g.prefilled_tokens) as u32,
+                completion_tokens: g.tokens.len() as u32,
+                time_to_first_token_ms: ttft * 1e3,
+                prefill_tokens_per_second: rate(g.prefilled_tokens, ttft),
+                decode_tokens_per_second: rate(g.tokens.len().saturating_sub(1), decode),
+                total_ms: end.duration_since(start).as_secs_f64() * 1e3,
+            },
+        })
+    }
+}

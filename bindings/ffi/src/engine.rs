@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use wisp::chat::{ChatTemplate, RenderOptions};
+use wisp::chat::{chat_prompt_tokens, render_options, ChatTemplate, RenderOptions};
 use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
 use wisp::generate::{generate, Forward, GenerateOptions};
 use wisp::gguf::GgufFile;
@@ -18,6 +18,13 @@ use wisp::model::cpu::{CpuModel, CpuSession};
 use wisp::model::ModelConfig;
 use wisp::sampling::{Sampler, SamplingParams};
 use wisp::tokenizer::Tokenizer;
+
+fn runtime_messages(messages: Vec<ChatMessage>) -> Vec<wisp::chat::ChatMessage> {
+    messages
+        .into_iter()
+        .map(|m| wisp::chat::ChatMessage::new(m.role, m.content))
+        .collect()
+}
 
 /// The CLI's default context cap (crates/cli/src/load.rs), so both answer alike.
 const DEFAULT_MAX_CTX: usize = 4096;
@@ -70,11 +77,9 @@ impl Engine {
     /// The prompt `chat` would evaluate for these messages (the model's chat template
     /// with the assistant turn opened).
     pub fn render_chat(&self, messages: Vec<ChatMessage>) -> Result<String, WispError> {
-        let messages: Vec<wisp::chat::ChatMessage> = messages
-            .into_iter()
-            .map(|m| wisp::chat::ChatMessage::new(m.role, m.content))
-            .collect();
-        Ok(self.template.render(&messages, &self.render)?)
+        Ok(self
+            .template
+            .render(&runtime_messages(messages), &self.render)?)
     }
 
     /// Answer the conversation, streaming text to `listener` (blocking).
@@ -85,17 +90,13 @@ impl Engine {
         listener: Option<Arc<dyn TokenListener>>,
     ) -> Result<Completion, WispError> {
         guard(|| {
-            let prompt = self.render_chat(messages)?;
-            // Template output carries the control tokens; add BOS only when the template
-            // did not write it (as `wisp chat` does).
-            let mut ids = self.tokenizer.encode(&prompt, true);
-            if self.tokenizer.add_bos() {
-                if let Some(bos) = self.tokenizer.bos() {
-                    if ids.first() != Some(&bos) {
-                        ids.insert(0, bos);
-                    }
-                }
-            }
+            // The same prompt tokens as `wisp chat` and the browser engine.
+            let ids = chat_prompt_tokens(
+                &self.template,
+                &self.tokenizer,
+                &runtime_messages(messages),
+                &self.render,
+            )?;
             self.run(&ids, &options, listener)
         })
     }
@@ -235,16 +236,7 @@ impl Engine {
             )?;
             (Box::new(GpuSession::new(Arc::new(model), n_ctx)?), device)
         };
-        let token_text = |id: Option<u32>| {
-            id.map(|id| String::from_utf8_lossy(&tokenizer.token_bytes(id, true)).into_owned())
-                .unwrap_or_default()
-        };
-        let render = RenderOptions {
-            add_generation_prompt: true,
-            bos_token: token_text(tokenizer.bos()),
-            eos_token: token_text(tokenizer.eos()),
-            ..RenderOptions::default()
-        };
+        let render = render_options(&tokenizer);
         let header = &file.header;
         let info = ModelInfo {
             architecture: header.architecture().unwrap_or("unknown").to_string(),

@@ -1,6 +1,8 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
 mod models;
+mod synth;
+mod synth_cmd;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -12,6 +14,7 @@ commands:
   chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
   fetch-models       download the test models and llama.cpp's test vectors (cached)
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+  synth [OPTIONS]    write random-weight GGUFs of the 2B-4B families (see xtask/src/synth_cmd.rs)
 ";
 
 fn main() -> ExitCode {
@@ -19,6 +22,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("synth") => synth_cmd::main(&args[1..]),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");

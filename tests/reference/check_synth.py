@@ -15,16 +15,18 @@ import numpy as np
 from gguf import GGUFReader
 from gguf.quants import dequantize
 
-LOGIT_STD = 4.0
+LOGIT_STD = 3.0
 
 
 def aimed(arch, name, shape, n_embd, tied):
     """(std, mean) the generator aimed for, by the same rules as synth.rs."""
+    if name.endswith("post_attention_norm.weight") or name.endswith("post_ffw_norm.weight"):
+        return 3.2, 32.0
     if name.endswith("norm.weight"):
         return 0.1, 1.0
     if name.endswith(".bias"):
         return 0.5, 0.0
-    head = (2.0 if arch == "gemma2" else 1.0) * LOGIT_STD / math.sqrt(n_embd)
+    head = LOGIT_STD / math.sqrt(n_embd)
     if name == "output.weight":
         return head, 0.0
     if name == "token_embd.weight":

@@ -13,9 +13,13 @@
 //! gives unit-RMS outputs and every block adds O(1) to the residual stream; attention
 //! scores then have spread ≈ 1 (softmax neither flat nor one-hot). The output head (tied
 //! embedding or `output.weight`) gets σ = LOGIT_STD / √n_embd, so logits have standard
-//! deviation ≈ LOGIT_STD: with 32k–262k candidates the top-2 gap is then ≥ 0.3 at most
-//! positions (the tests count them). Gemma 2 gets a larger Q gain so its attention
-//! soft-cap (50) and a larger logit spread so its final soft-cap (30) actually bend values.
+//! deviation ≈ LOGIT_STD = 3: with 32k–262k candidates the top-2 gap is ≥ 0.3 at about
+//! 60% of the positions (the tests count them). Larger spreads gate more positions but
+//! scale llama.cpp's CPU-backend noise (8-bit activations) with them: at LOGIT_STD = 4
+//! it reached |Δ| 0.36 (median 0.07) against our f32 oracle on Llama-3.2 shapes, over
+//! the 0.35 bar, and flipped a top-1 whose gap was 0.304.
+//! Gemma 2 gets a Q gain of 8 so its attention soft-cap (50) bends the largest scores;
+//! Gemma's post-norms are ~32 (see below).
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -23,7 +27,7 @@ use std::path::{Path, PathBuf};
 
 pub const SEED: u64 = 0x5749_5350_2026; // "WISP" 2026
 /// Standard deviation of the logits the generated models produce (≈).
-pub const LOGIT_STD: f32 = 4.0;
+pub const LOGIT_STD: f32 = 3.0;
 
 /// One family's real shape and metadata.
 #[derive(Debug, Clone)]
@@ -375,7 +379,10 @@ fn bf16_bits(x: f32) -> u16 {
 /// Random codes for `n` elements of type `ty` with standard deviation ≈ `std`.
 fn quantized(ty: Ty, n: usize, std: f32, rng: &mut Rng) -> Vec<u8> {
     let (be, bb) = ty.block();
-    assert!(n.is_multiple_of(be), "{n} elements are not whole {ty:?} blocks");
+    assert!(
+        n.is_multiple_of(be),
+        "{n} elements are not whole {ty:?} blocks"
+    );
     let nb = n / be;
     let mut out = vec![0u8; nb * bb];
     let d = std / ty.unit_std();
@@ -509,6 +516,8 @@ struct Tensor {
     /// ggml order (row length first).
     dims: Vec<usize>,
     ty: Ty,
+    /// Bytes of data (`data` is empty in a header-only build).
+    len: usize,
     data: Vec<u8>,
 }
 
@@ -535,6 +544,16 @@ fn llama3_rope_freqs(head_dim: usize, base: f32) -> Vec<f32> {
 
 /// The whole file for one family at `n_layer` layers in `mix`.
 pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
+    build_opts(f, mix, n_layer, seed, false)
+}
+
+/// Only the header (metadata and tensor table) of [`build`]'s file: enough to plan
+/// memory for a full-depth model without writing gigabytes.
+pub fn build_header(f: &Family, mix: &Mix, n_layer: usize) -> Vec<u8> {
+    build_opts(f, mix, n_layer, SEED, true)
+}
+
+fn build_opts(f: &Family, mix: &Mix, n_layer: usize, seed: u64, header_only: bool) -> Vec<u8> {
     let a = f.arch;
     let k = |s: &str| format!("{a}.{s}");
     let mut kv: Vec<(String, Val)> = vec![
@@ -583,6 +602,12 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
         types.push(6);
     }
     while tokens.len() < f.n_vocab {
+        if a == "phi3" && tokens.len() == 32000 {
+            // llama.cpp looks this one up by name for models named like Phi-3.
+            tokens.push("<|endoftext|>".into());
+            types.push(3);
+            continue;
+        }
         tokens.push(format!("\u{2581}t{}", tokens.len()));
         types.push(1);
     }
@@ -606,7 +631,11 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
     let mut add = |name: String, dims: Vec<usize>, ty: Ty, std: f32, mean: f32| {
         let mut rng = Rng::new(seed, &name);
         let n: usize = dims.iter().product();
-        let data = if ty == Ty::F32 {
+        let (be, bb) = ty.block();
+        let len = n / be * bb;
+        let data = if header_only {
+            Vec::new()
+        } else if ty == Ty::F32 {
             (0..n)
                 .flat_map(|_| (mean + std * rng.normal()).to_le_bytes())
                 .collect()
@@ -617,10 +646,11 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
             name,
             dims,
             ty,
+            len,
             data,
         });
     };
-    let head_std = if a == "gemma2" { 2.0 } else { 1.0 } * LOGIT_STD / (e as f32).sqrt();
+    let head_std = LOGIT_STD / (e as f32).sqrt();
     let gemma = a.starts_with("gemma");
     // Tied heads: the embedding is the head. Gemma multiplies embeddings by √n_embd.
     let embd_std = if f.tied { head_std } else { 1.0 };
@@ -648,6 +678,7 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
                 name: "rope_freqs.weight".into(),
                 dims: vec![hd / 2],
                 ty: Ty::F32,
+                len: hd / 2 * 4,
                 data: freqs.iter().flat_map(|x| x.to_le_bytes()).collect(),
             });
         }
@@ -661,6 +692,7 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
                     name: format!("{name}.weight"),
                     dims: vec![hd / 2],
                     ty: Ty::F32,
+                    len: hd / 2 * 4,
                     data: v.iter().flat_map(|x| x.to_le_bytes()).collect(),
                 });
             }
@@ -683,7 +715,13 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
                 0.0,
             );
         } else {
-            add(n("attn_q.weight"), vec![e, qd], mix.q, q_gain * unit(e), 0.0);
+            add(
+                n("attn_q.weight"),
+                vec![e, qd],
+                mix.q,
+                q_gain * unit(e),
+                0.0,
+            );
             add(n("attn_k.weight"), vec![e, kvd], mix.k, unit(e), 0.0);
             add(n("attn_v.weight"), vec![e, kvd], mix.v, unit(e), 0.0);
         }
@@ -698,8 +736,11 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
         }
         add(n("attn_output.weight"), vec![qd, e], mix.o, unit(qd), 0.0);
         if gemma {
-            add(n("post_attention_norm.weight"), vec![e], Ty::F32, 0.1, 1.0);
-            add(n("post_ffw_norm.weight"), vec![e], Ty::F32, 0.1, 1.0);
+            // Large, as in real Gemma checkpoints: with tied embeddings scaled by √n_embd
+            // the input token would otherwise dominate the residual stream (and its own
+            // logit) no matter what the layers compute.
+            add(n("post_attention_norm.weight"), vec![e], Ty::F32, 3.2, 32.0);
+            add(n("post_ffw_norm.weight"), vec![e], Ty::F32, 3.2, 32.0);
         }
         add(n("ffn_norm.weight"), vec![e], Ty::F32, 0.1, 1.0);
         if a == "phi3" {
@@ -734,9 +775,12 @@ pub fn build(f: &Family, mix: &Mix, n_layer: usize, seed: u64) -> Vec<u8> {
         }
         out.extend(t.ty.id().to_le_bytes());
         out.extend(offset.to_le_bytes());
-        offset += (t.data.len() as u64).div_ceil(32) * 32;
+        offset += (t.len as u64).div_ceil(32) * 32;
     }
     out.resize(out.len().div_ceil(32) * 32, 0);
+    if header_only {
+        return out;
+    }
     for t in &tensors {
         out.extend(&t.data);
         out.resize(out.len().div_ceil(32) * 32, 0);
@@ -764,8 +808,15 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Write the file into `dir` unless it is already there with the same size; returns
-/// its path and sha256.
+/// Hash of this generator's source: a file stamped with another was made by other code.
+fn source_tag() -> String {
+    sha256_hex(include_str!("synth.rs").as_bytes())[..16].to_string()
+}
+
+/// Write the file into `dir` unless a file made by this exact generator is already there
+/// (its `.sha256` stamp names the generator source and the size matches); returns its
+/// path and sha256. A fresh write hashes the bytes it wrote, so a clean checkout (CI)
+/// checks the generator's determinism against the fixtures' recorded sha256.
 pub fn ensure(
     dir: &Path,
     f: &Family,
@@ -773,20 +824,26 @@ pub fn ensure(
     n_layer: usize,
 ) -> Result<(PathBuf, String), String> {
     let path = dir.join(file_name(f, mix, n_layer));
+    let stamp = path.with_extension("gguf.sha256");
+    let tag = source_tag();
+    if let (Ok(s), Ok(meta)) = (std::fs::read_to_string(&stamp), std::fs::metadata(&path)) {
+        let parts: Vec<&str> = s.split_whitespace().collect();
+        if let [digest, t, len] = parts[..] {
+            if t == tag && len.parse::<u64>() == Ok(meta.len()) {
+                return Ok((path, digest.to_string()));
+            }
+        }
+    }
     let bytes = build(f, mix, n_layer, SEED);
     let digest = sha256_hex(&bytes);
-    let stamp = path.with_extension("gguf.sha256");
-    let fresh = std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == digest)
-        && std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
-    if !fresh {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let tmp = path.with_extension("gguf.tmp");
-        let mut file =
-            std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-        file.write_all(&bytes)
-            .map_err(|e| format!("{}: {e}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
-        std::fs::write(&stamp, &digest).map_err(|e| format!("{}: {e}", stamp.display()))?;
-    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let tmp = path.with_extension(format!("gguf.tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
+    file.write_all(&bytes)
+        .map_err(|e| format!("{}: {e}", tmp.display()))?;
+    drop(file);
+    std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::write(&stamp, format!("{digest} {tag} {}\n", bytes.len()))
+        .map_err(|e| format!("{}: {e}", stamp.display()))?;
     Ok((path, digest))
 }

@@ -50,7 +50,9 @@ pub fn main(args: &[String]) -> Result<(), String> {
     }
     let pairs: Vec<_> = synth::test_pairs()
         .into_iter()
-        .filter(|(f, m)| family.is_none_or(|x| x.key == f.key) && mix.is_none_or(|x| x.key == m.key))
+        .filter(|(f, m)| {
+            family.is_none_or(|x| x.key == f.key) && mix.is_none_or(|x| x.key == m.key)
+        })
         .collect();
     let pairs = if pairs.is_empty() {
         // A pair outside the test set, asked for explicitly.

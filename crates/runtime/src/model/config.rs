@@ -290,7 +290,8 @@ impl ModelConfig {
                 // Gemma 2 always slides (default window 4096), every other layer from 0.
                 cfg.sliding_window = get_usize(h, &k("attention.sliding_window"))?.unwrap_or(4096);
                 cfg.rope_base_swa = get_f32(h, &k("rope.freq_base_swa"))?.unwrap_or(rope_base);
-                cfg.swa_layers = swa_pattern(h, &k("attention.sliding_window_pattern"), n_layer, 2)?;
+                cfg.swa_layers =
+                    swa_pattern(h, &k("attention.sliding_window_pattern"), n_layer, 2)?;
             }
             Arch::Gemma3 => {
                 cfg.rope_style = RopeStyle::Neox;

@@ -95,7 +95,10 @@ impl CpuModel {
         }
         let output_norm = vector(&file, &tensors.output_norm)?;
         let rope_factors = match &tensors.rope_factors {
-            Some(t) => Some((vector(&file, t)?, opt_vector(&file, &tensors.rope_factors_long)?)),
+            Some(t) => Some((
+                vector(&file, t)?,
+                opt_vector(&file, &tensors.rope_factors_long)?,
+            )),
             None => None,
         };
         Ok(CpuModel {
@@ -252,11 +255,9 @@ impl CpuSession {
             add_bias(&mut v, &lv.bv);
             let base = cfg.layer_rope_base(il);
             let freq_scale = cfg.layer_rope_freq_scale(il);
-            let factors = model.rope_factors.as_ref().map(|(short, long)| {
-                match long {
-                    Some(long) if self.n_ctx > cfg.n_ctx_orig => long.as_slice(),
-                    _ => short.as_slice(),
-                }
+            let factors = model.rope_factors.as_ref().map(|(short, long)| match long {
+                Some(long) if self.n_ctx > cfg.n_ctx_orig => long.as_slice(),
+                _ => short.as_slice(),
             });
             let use_rope = cfg.rope_layers[il];
             for (t, (qt, kt)) in q
@@ -305,11 +306,7 @@ impl CpuSession {
             }
             let mut gate = model.matmul(&lt.ffn_gate, &h, n);
             let up = model.matmul(&lt.ffn_up, &h, n);
-            let act: fn(f32) -> f32 = if cfg.arch.gelu_ffn() {
-                gelu_tanh
-            } else {
-                silu
-            };
+            let act: fn(f32) -> f32 = if cfg.arch.gelu_ffn() { gelu_tanh } else { silu };
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = act(*g) * u;
             }

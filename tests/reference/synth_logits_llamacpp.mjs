@@ -16,7 +16,7 @@ const nlcEntry = require.resolve("node-llama-cpp");
 const {getLlama, LlamaLogLevel} = await import(pathToFileURL(nlcEntry).href);
 
 const TOP_K = 10;
-const args = {backend: "cpu", out: null, n: 32, files: []};
+const args = {backend: "cpu", out: null, n: 40, files: []};
 const argv = process.argv.slice(2);
 for (let i = 0; i < argv.length; i++) {
     const k = argv[i];

@@ -21,18 +21,18 @@ LOGIT_STD = 3.0
 def aimed(arch, name, shape, n_embd, tied):
     """(std, mean) the generator aimed for, by the same rules as synth.rs."""
     if name.endswith("post_attention_norm.weight") or name.endswith("post_ffw_norm.weight"):
-        return 3.2, 32.0
+        return 1.6, 16.0
     if name.endswith("norm.weight"):
         return 0.1, 1.0
     if name.endswith(".bias"):
         return 0.5, 0.0
-    head = LOGIT_STD / math.sqrt(n_embd)
+    head = (2.0 if arch.startswith("gemma") else LOGIT_STD) / math.sqrt(n_embd)
     if name == "output.weight":
         return head, 0.0
     if name == "token_embd.weight":
         return (head if tied else 1.0), 0.0
     cols = shape[-1]  # numpy shape: (rows, cols)
-    gain = 8.0 if (arch == "gemma2" and name.endswith("attn_q.weight")) else 1.0
+    gain = 2.5 if (arch == "gemma2" and name.endswith("attn_q.weight")) else 1.0
     return gain / math.sqrt(cols), 0.0
 
 

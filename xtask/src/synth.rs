@@ -18,8 +18,8 @@
 //! scale llama.cpp's CPU-backend noise (8-bit activations) with them: at LOGIT_STD = 4
 //! it reached |Δ| 0.36 (median 0.07) against our f32 oracle on Llama-3.2 shapes, over
 //! the 0.35 bar, and flipped a top-1 whose gap was 0.304.
-//! Gemma 2 gets a Q gain of 8 so its attention soft-cap (50) bends the largest scores;
-//! Gemma's post-norms are ~32 (see below).
+//! Gemma 2 gets a Q gain of 2.5 so its attention soft-cap (50) bends the largest scores
+//! a little; Gemma's post-norms are ~16 (see below).
 
 use sha2::{Digest, Sha256};
 use std::io::Write;
@@ -28,6 +28,17 @@ use std::path::{Path, PathBuf};
 pub const SEED: u64 = 0x5749_5350_2026; // "WISP" 2026
 /// Standard deviation of the logits the generated models produce (≈).
 pub const LOGIT_STD: f32 = 3.0;
+
+/// The logit spread a family's model is built for: LOGIT_STD, or 2 for Gemma, whose
+/// sandwich-normed layers make llama.cpp's 8-bit activation noise larger (measured at
+/// spread 3: max |Δ| 0.40 on Gemma 2, 0.30 on Gemma 3, ≤ 0.23 on the others).
+pub fn logit_std(f: &Family) -> f32 {
+    if f.arch.starts_with("gemma") {
+        2.0
+    } else {
+        LOGIT_STD
+    }
+}
 
 /// One family's real shape and metadata.
 #[derive(Debug, Clone)]
@@ -651,7 +662,7 @@ fn build_opts(f: &Family, mix: &Mix, n_layer: usize, seed: u64, header_only: boo
             data,
         });
     };
-    let head_std = LOGIT_STD / (e as f32).sqrt();
+    let head_std = logit_std(f) / (e as f32).sqrt();
     let gemma = a.starts_with("gemma");
     // Tied heads: the embedding is the head. Gemma multiplies embeddings by √n_embd.
     let embd_std = if f.tied { head_std } else { 1.0 };
@@ -701,8 +712,11 @@ fn build_opts(f: &Family, mix: &Mix, n_layer: usize, seed: u64, header_only: boo
         _ => {}
     }
     let unit = |cols: usize| 1.0 / (cols as f32).sqrt();
-    // Gemma 2: scores of spread ≈ 8, so the soft-cap at 50 bends the largest.
-    let q_gain = if a == "gemma2" { 8.0 } else { 1.0 };
+    // Gemma 2: scores of spread ≈ 2.5, largest ≈ 10: the soft-cap at 50 bends them by
+    // ~1%. A gain of 8 bent them more but made attention so sharp that llama.cpp's 8-bit
+    // activation noise moved logits by up to 0.67 (see tests/reference/README.md); the
+    // cap itself is checked where it bends hard (gpu_ops attention_score_softcap).
+    let q_gain = if a == "gemma2" { 2.5 } else { 1.0 };
     for il in 0..n_layer {
         let n = |s: &str| format!("blk.{il}.{s}");
         add(n("attn_norm.weight"), vec![e], Ty::F32, 0.1, 1.0);
@@ -740,8 +754,8 @@ fn build_opts(f: &Family, mix: &Mix, n_layer: usize, seed: u64, header_only: boo
             // Large, as in real Gemma checkpoints: with tied embeddings scaled by √n_embd
             // the input token would otherwise dominate the residual stream (and its own
             // logit) no matter what the layers compute.
-            add(n("post_attention_norm.weight"), vec![e], Ty::F32, 3.2, 32.0);
-            add(n("post_ffw_norm.weight"), vec![e], Ty::F32, 3.2, 32.0);
+            add(n("post_attention_norm.weight"), vec![e], Ty::F32, 1.6, 16.0);
+            add(n("post_ffw_norm.weight"), vec![e], Ty::F32, 1.6, 16.0);
         }
         add(n("ffn_norm.weight"), vec![e], Ty::F32, 0.1, 1.0);
         if a == "phi3" {

@@ -22,17 +22,27 @@ fi
 files=$(awk '{print $2}' "$work/sha256.txt")
 python3 "$here/check_synth.py" $files
 node "$here/synth_logits_llamacpp.mjs" --backend "${BACKEND:-cpu}" --out "$work" $files
+# Phi-3 beyond its original 4096-token context: the long LongRoPE factors.
+phi=$(grep -o '[^ ]*synth-phi35-mini-q4km-[^ ]*\.gguf' "$work/sha256.txt")
+node "$here/synth_logits_llamacpp.mjs" --backend "${BACKEND:-cpu}" --out "$work" --context 8192 "$phi"
 python3 - "$work" "$repo/tests/fixtures/synth" <<'PY'
 import json, os, sys
 work, out = sys.argv[1], sys.argv[2]
+jobs = []
 for line in open(os.path.join(work, "sha256.txt")):
+    if not line.strip():
+        continue
     digest, path = line.split()
     stem = os.path.basename(path)[: -len(".gguf")]
+    jobs.append((digest, stem, stem))
+    if os.path.exists(os.path.join(work, stem + ".ctx8192.llama.json")):
+        jobs.append((digest, stem + ".ctx8192", stem))
+for digest, stem, model_stem in jobs:
     ref = json.load(open(os.path.join(work, stem + ".llama.json")))
     gaps = [p[0][1] - p[1][1] for p in ref["llama"]]
     fx = {"model": ref["model"], "sha256": digest,
           "generator": "tests/reference/make_synth_fixtures.sh (cargo xtask synth)",
-          "llama_cpp": ref["llama_cpp"], "token_seed": ref["token_seed"],
+          "llama_cpp": ref["llama_cpp"], "n_ctx": ref.get("n_ctx", 256), "token_seed": ref["token_seed"],
           "tokens": ref["tokens"], "llama": ref["llama"]}
     with open(os.path.join(out, stem + ".json"), "w") as f:
         json.dump(fx, f, separators=(",", ":"))

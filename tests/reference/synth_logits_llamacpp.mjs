@@ -3,8 +3,10 @@
 // token sequence (ids from a seeded LCG, so the fixture records them and anyone can
 // check), top-10 logits after every token.
 //
-// usage: node synth_logits_llamacpp.mjs --backend cpu|vulkan --out DIR [--tokens N] FILE.gguf...
-// writes DIR/<file stem>.llama.json
+// usage: node synth_logits_llamacpp.mjs --backend cpu|vulkan --out DIR [--tokens N]
+//            [--context N] FILE.gguf...
+// writes DIR/<file stem>.llama.json (with --context: <stem>.ctxN.llama.json; Phi-3 picks
+// its long RoPE factors when the context exceeds rope.scaling.original_context_length)
 import {createRequire} from "node:module";
 import {fileURLToPath, pathToFileURL} from "node:url";
 import path from "node:path";
@@ -24,6 +26,7 @@ for (let i = 0; i < argv.length; i++) {
     else if (k === "--out") args.out = path.resolve(argv[++i]);
     else if (k === "--tokens") args.n = Number(argv[++i]);
     else if (k === "--threads") args.threads = Number(argv[++i]);
+    else if (k === "--context") args.context = Number(argv[++i]);
     else args.files.push(k);
 }
 if (!args.out || args.files.length === 0) throw new Error("usage: --out DIR FILE.gguf...");
@@ -52,7 +55,7 @@ for (const file of args.files) {
     const model = await llama.loadModel({modelPath: file, gpuLayers: args.backend === "cpu" ? 0 : "max"});
     const nVocab = model.tokens.getVocabSize?.() ?? model.fileInfo.metadata.tokenizer.ggml.tokens.length;
     const tokens = tokenSequence(nVocab, args.n, 2026);
-    const context = await model.createContext({contextSize: 256, batchSize: 256, sequences: 1,
+    const context = await model.createContext({contextSize: args.context ?? 256, batchSize: 256, sequences: 1,
         flashAttention: false, ...(args.threads ? {threads: args.threads} : {})});
     const seq = context.getSequence();
     const opts = {generateNext: {logits: {filter: {tokens: [], includeTop: TOP_K}}}};
@@ -67,8 +70,8 @@ for (const file of args.files) {
         return out;
     });
     const stem = path.basename(file, ".gguf");
-    const outFile = path.join(args.out, `${stem}.llama.json`);
-    fs.writeFileSync(outFile, JSON.stringify({model: path.basename(file), llama_cpp: info,
+    const outFile = path.join(args.out, `${stem}${args.context ? `.ctx${args.context}` : ""}.llama.json`);
+    fs.writeFileSync(outFile, JSON.stringify({model: path.basename(file), llama_cpp: info, n_ctx: args.context ?? 256,
         token_seed: 2026, tokens, llama: top}));
     console.error(`[${stem}] ${tokens.length} positions in ${((performance.now() - t0) / 1000).toFixed(1)} s -> ${outFile}`);
     await context.dispose();

@@ -7,9 +7,11 @@
 //! must match the sha256 the fixture recorded, so the generator's determinism is checked
 //! in CI) into `$WISP_MODELS/synth`.
 //!
-//! Bars (the issue's, applied at every position, not only the first): each of llama.cpp's
-//! top-5 in our top-10 within 0.35; the same top-1 wherever llama.cpp's top-2 gap is ≥ 0.3,
-//! over ≥ 16 such positions. The reference is llama.cpp's CPU backend (its Vulkan backend
+//! Bars (the issue's, extended to every position): at position 0 each of llama.cpp's top-5
+//! in our top-10 within 0.35, at every other position each of its top-5 logits within
+//! 0.35 of ours (ranks 5–11 are often closer together than the reference's noise, so
+//! "in our top-10" would fail on noise there); the same top-1 wherever llama.cpp's top-2
+//! gap is ≥ 0.3, over ≥ 16 such positions. The reference is llama.cpp's CPU backend (its Vulkan backend
 //! aborts on lavapipe for these shapes), which quantizes activations to 8 bits; on these
 //! random models that moves logits by a few hundredths (measured numbers in
 //! tests/reference/README.md).
@@ -82,23 +84,28 @@ fn compare(what: &str, fx: &Fixture, logits: &[f32], n_vocab: usize) -> Report {
         r.positions += 1;
         let ours = wisp::sampling::top_k(row, 10);
         for &(id, want) in l.iter().take(5) {
-            match ours.iter().find(|e| e.0 == id) {
-                Some(&(_, got)) => {
-                    let d = (got - want).abs();
-                    r.max_delta = r.max_delta.max(d);
-                    r.deltas.push(d);
-                    if std::env::var_os("WISP_SYNTH_VERBOSE").is_some() {
-                        eprintln!("{what} pos {i} token {id}: ours {got} llama {want} Δ {d:.4}");
-                    }
-                    if d > LLAMA_TOLERANCE {
-                        r.failures.push(format!(
-                            "{what} pos {i}: token {id} ours {got} llama {want}"
-                        ));
-                    }
+            // Position 0 holds the bar (in our top-10); elsewhere the logit itself
+            // (ranks 5–11 are often within the reference's noise of each other).
+            let got = match ours.iter().find(|e| e.0 == id) {
+                Some(&(_, got)) => got,
+                None if i > 0 => row[id as usize],
+                None => {
+                    r.failures.push(format!(
+                        "{what} pos {i}: llama top-5 token {id} not in our top-10"
+                    ));
+                    continue;
                 }
-                None => r.failures.push(format!(
-                    "{what} pos {i}: llama top-5 token {id} not in our top-10"
-                )),
+            };
+            let d = (got - want).abs();
+            r.max_delta = r.max_delta.max(d);
+            r.deltas.push(d);
+            if std::env::var_os("WISP_SYNTH_VERBOSE").is_some() {
+                eprintln!("{what} pos {i} token {id}: ours {got} llama {want} Δ {d:.4}");
+            }
+            if d > LLAMA_TOLERANCE {
+                r.failures.push(format!(
+                    "{what} pos {i}: token {id} ours {got} llama {want}"
+                ));
             }
         }
         if l[0].1 - l[1].1 >= NEAR_TIE {
@@ -273,4 +280,72 @@ fn phi35_mini_shape() {
 #[test]
 fn smollm3_3b_shape() {
     check_family("smollm3-3b");
+}
+
+/// Phi-3 beyond its original 4096-token context: llama.cpp (at n_ctx 8192) switches to the
+/// long LongRoPE factors, and so must the CPU oracle and the GPU session (both chosen by
+/// the session's context size). The short-factor logits must differ, or this tests nothing.
+#[test]
+fn phi35_mini_long_rope_factors() {
+    let f = synth::family("phi35-mini").unwrap();
+    let m = synth::mix("q4km").unwrap();
+    let stem = synth::file_name(f, m, f.n_layer_test)
+        .trim_end_matches(".gguf")
+        .to_string();
+    let fx = fixture(&format!("{stem}.ctx8192"));
+    let (path, digest) =
+        synth::ensure(&wisp_e2e::models_dir().join("synth"), f, m, f.n_layer_test).unwrap();
+    assert_eq!(digest, fx.sha256, "{stem}: model changed since the fixture");
+    let file = Arc::new(GgufFile::open(&path).expect("open"));
+    let cpu = Arc::new(CpuModel::load(Arc::clone(&file)).expect("cpu model"));
+    let n_vocab = cpu.config.n_vocab;
+    let n_ctx = 8192;
+    assert!(n_ctx > cpu.config.n_ctx_orig);
+    let long = CpuSession::new(Arc::clone(&cpu), n_ctx)
+        .forward(&fx.tokens, Logits::All)
+        .expect("cpu forward");
+    let short = CpuSession::new(Arc::clone(&cpu), fx.tokens.len())
+        .forward(&fx.tokens, Logits::All)
+        .expect("cpu forward");
+    let moved = long
+        .iter()
+        .zip(&short)
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        moved > 0.1,
+        "long factors barely change the logits ({moved})"
+    );
+    let r = compare(&format!("{stem} long cpu"), &fx, &long, n_vocab);
+    eprintln!(
+        "{stem} long cpu: {} gated, |Δ| max {:.4} median {:.4}; short vs long moved logits by up to {moved:.3}",
+        r.gated,
+        r.max_delta,
+        r.median_delta()
+    );
+    assert_bars(&format!("{stem} long cpu"), &r);
+
+    let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("a GPU"));
+    let model = Arc::new(
+        GpuModel::load(
+            ctx,
+            &file.header,
+            &mut SliceSource(file.bytes()),
+            &LoadControl::default(),
+            n_ctx,
+            None,
+        )
+        .expect("load"),
+    );
+    let gpu = GpuSession::new(model, n_ctx)
+        .expect("session")
+        .forward(&fx.tokens, Logits::All)
+        .expect("gpu forward");
+    let r = compare(&format!("{stem} long gpu"), &fx, &gpu, n_vocab);
+    eprintln!(
+        "{stem} long gpu: {} gated, |Δ| max {:.4} median {:.4}",
+        r.gated,
+        r.max_delta,
+        r.median_delta()
+    );
+    assert_bars(&format!("{stem} long gpu"), &r);
 }

@@ -602,7 +602,7 @@ fn build_opts(f: &Family, mix: &Mix, n_layer: usize, seed: u64, header_only: boo
             kv.push((k("attention.sliding_window"), Val::U32(262144)));
             kv.push((k("rope.scaling.original_context_length"), Val::U32(4096)));
             // sqrt(1 + ln(131072 / 4096) / ln(4096)), as the converter writes it.
-            kv.push((k("rope.scaling.attn_factor"), Val::F32(1.190_238_9)));
+            kv.push((k("rope.scaling.attn_factor"), Val::F32(1.190_239)));
         }
         _ => {}
     }

@@ -71,3 +71,8 @@ pub fn fixtures_dir() -> PathBuf {
 }
 
 pub mod logits;
+
+/// The random-weight GGUF generator of `cargo xtask synth`, compiled in here too so the
+/// tests regenerate missing models themselves (one implementation, see its docs).
+#[path = "../../xtask/src/synth.rs"]
+pub mod synth;

@@ -3,6 +3,8 @@
 mod mobile;
 mod models;
 mod serve;
+mod synth;
+mod synth_cmd;
 mod web;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ commands:
   kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
   swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
   mobile-targets     check iOS and build the Android static library
+  synth [OPTIONS]    write random-weight GGUFs of the 2B-4B families (see xtask/src/synth_cmd.rs)
 ";
 
 fn main() -> ExitCode {
@@ -36,6 +39,7 @@ fn main() -> ExitCode {
         Some("kotlin") => mobile::kotlin(),
         Some("swift") => mobile::swift(),
         Some("mobile-targets") => mobile::mobile_targets(),
+        Some("synth") => synth_cmd::main(&args[1..]),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");

@@ -328,6 +328,18 @@ struct AttnCase {
 
 /// f64 attention over the given cache values (exactly what the CPU oracle computes).
 fn attention_ref(c: &AttnCase, q: &[f32], kc: &[f32], vc: &[f32], scale: f32) -> Vec<f32> {
+    attention_ref_capped(c, q, kc, vc, scale, 0.0)
+}
+
+/// [`attention_ref`] with Gemma 2's score soft-capping (`cap * tanh(s / cap)`, 0: none).
+fn attention_ref_capped(
+    c: &AttnCase,
+    q: &[f32],
+    kc: &[f32],
+    vc: &[f32],
+    scale: f32,
+    cap: f32,
+) -> Vec<f32> {
     let (dk, dv, g) = (c.dk as usize, c.dv as usize, (c.n_head / c.n_kv) as usize);
     let (nh, nkv) = (c.n_head as usize, c.n_kv as usize);
     let mut out = vec![0f32; c.nt as usize * nh * dv];
@@ -349,6 +361,13 @@ fn attention_ref(c: &AttnCase, q: &[f32], kc: &[f32], vc: &[f32], scale: f32) ->
                         .map(|(&a, &b)| a as f64 * b as f64)
                         .sum::<f64>()
                         * scale as f64
+                })
+                .map(|x| {
+                    if cap > 0.0 {
+                        cap as f64 * (x / cap as f64).tanh()
+                    } else {
+                        x
+                    }
                 })
                 .collect();
             let m = s.iter().copied().fold(f64::NEG_INFINITY, f64::max);
@@ -439,6 +458,150 @@ fn attention_gqa_causal_window_decode_and_prefill() {
                 let err32 = check(&got, &want32, 5e-3, 0.0, &format!("{what} vs f32 cache"));
                 eprintln!("{what}: max err {err:e} (vs f32 KV {err32:e})");
             }
+        }
+    }
+}
+
+/// Gemma 2's attention soft-cap: scores large enough (q up to ±60 per element, spread ≈ 20) that the cap
+/// at 50 bends them, in decode (split keys) and prefill, with a sliding window.
+#[test]
+fn attention_score_softcap() {
+    let mut rng = Rng(14);
+    let cases = [
+        AttnCase {
+            n_head: 8,
+            n_kv: 4,
+            dk: 256,
+            dv: 256,
+            nt: 1,
+            pos0: 700,
+            window: 0,
+        },
+        AttnCase {
+            n_head: 8,
+            n_kv: 4,
+            dk: 256,
+            dv: 256,
+            nt: 21,
+            pos0: 30,
+            window: 16,
+        },
+    ];
+    for d in devices() {
+        let k = d.kernel("attention", ops::attention(&d.v));
+        let kc_comb = d.kernel("attention_combine", ops::attention_combine(&d.v));
+        for (ci, cs) in cases.iter().enumerate() {
+            let kv_len = (cs.pos0 + cs.nt) as usize;
+            let q = rng.vec((cs.nt * cs.n_head * cs.dk) as usize, 60.0);
+            let kh: Vec<u16> = rng
+                .vec(kv_len * (cs.n_kv * cs.dk) as usize, 1.0)
+                .iter()
+                .map(|&v| f32_to_f16(v))
+                .collect();
+            let vh: Vec<u16> = rng
+                .vec(kv_len * (cs.n_kv * cs.dv) as usize, 1.0)
+                .iter()
+                .map(|&v| f32_to_f16(v))
+                .collect();
+            let words = |h: &[u16]| -> Vec<u32> {
+                h.chunks(2)
+                    .map(|p| p[0] as u32 | (p[1] as u32) << 16)
+                    .collect()
+            };
+            let k16: Vec<f32> = kh.iter().map(|&b| f16_to_f32(b)).collect();
+            let v16: Vec<f32> = vh.iter().map(|&b| f16_to_f32(b)).collect();
+            let scale = 1.0 / (cs.dk as f32).sqrt();
+            let want = attention_ref_capped(cs, &q, &k16, &v16, scale, 50.0);
+            let uncapped = attention_ref(cs, &q, &k16, &v16, scale);
+            let plan = ops::attention_plan(cs.n_head, cs.n_kv, cs.dv, cs.nt, cs.pos0);
+            let p = ops::AttentionParams::new(
+                cs.n_head, cs.n_kv, cs.dk, cs.dv, cs.nt, cs.pos0, cs.window, scale, &plan,
+            )
+            .with_softcap(50.0);
+            let pb = d.uniform(&p.bytes());
+            let out = d.ctx.storage("out", want.len() as u64 * 4);
+            let scratch = d.ctx.storage("scratch", plan.scratch_f32s.max(1) * 4);
+            d.run(
+                &k,
+                &[
+                    &d.buf(&q),
+                    &d.words(&words(&kh)),
+                    &d.words(&words(&vh)),
+                    &out,
+                    &pb,
+                    &scratch,
+                ],
+                plan.groups,
+            );
+            if let Some(g) = plan.combine_groups {
+                d.run(&kc_comb, &[&scratch, &out, &pb], g);
+            }
+            let got = d.read(&out);
+            let what = format!("{} softcapped attention case {ci}", d.name);
+            let err = check(&got, &want, 5e-5, 0.0, &what);
+            // The cap must matter here, or this test checks nothing.
+            let bend = want
+                .iter()
+                .zip(&uncapped)
+                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+            assert!(
+                bend > 0.05,
+                "{what}: the cap barely changes the output ({bend})"
+            );
+            eprintln!("{what}: max err {err:e}, cap moved outputs by up to {bend:.3}");
+        }
+    }
+}
+
+/// RoPE with per-pair frequency divisors: Llama 3's `rope_freqs` (adjacent pairs) and
+/// Phi-3's LongRoPE factors (NeoX halves, head_dim 96).
+#[test]
+fn rope_with_frequency_factors() {
+    let mut rng = Rng(15);
+    for d in devices() {
+        let k = d.kernel("rope_factors", ops::rope_factors(&d.v));
+        // (head_dim, heads, tokens, pos0, base, style)
+        let cases = [
+            (128u32, 3u32, 9u32, 4090u32, 500000.0f32, RopeStyle::Normal),
+            (96, 4, 37, 100, 10000.0, RopeStyle::Neox),
+        ];
+        for &(hd, nh, nt, pos0, base, style) in &cases {
+            let factors: Vec<f32> = (0..hd / 2).map(|_| 1.0 + 15.5 * (rng.f() + 1.0)).collect();
+            let x = rng.vec((nt * nh * hd) as usize, 1.0);
+            let xb = d.buf(&x);
+            let p = ops::RopeParams {
+                head_dim: hd,
+                n_heads: nh,
+                n_tokens: nt,
+                n_rot: hd,
+                pos0,
+                base,
+                freq_scale: 1.0,
+                neox: style == RopeStyle::Neox,
+                offset: 0,
+                token_stride: nh * hd,
+            };
+            d.run(
+                &k,
+                &[&xb, &d.uniform(&p.bytes()), &d.buf(&factors)],
+                ops::rope_groups(nh, nt, hd),
+            );
+            let mut want = x.clone();
+            for (i, head) in want.chunks_mut(hd as usize).enumerate() {
+                let pos = (pos0 + i as u32 / nh) as usize;
+                math::rope_factors(head, pos, hd as usize, base, 1.0, style, Some(&factors));
+            }
+            let mut plain = x.clone();
+            for (i, head) in plain.chunks_mut(hd as usize).enumerate() {
+                let pos = (pos0 + i as u32 / nh) as usize;
+                math::rope(head, pos, hd as usize, base, 1.0, style);
+            }
+            assert!(
+                want.iter().zip(&plain).any(|(a, b)| (a - b).abs() > 0.1),
+                "the factors must matter"
+            );
+            let what = format!("{} rope_factors hd={hd} {style:?}", d.name);
+            check(&d.read(&xb), &want, 2e-3, 0.0, &what);
         }
     }
 }

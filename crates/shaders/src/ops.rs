@@ -138,6 +138,12 @@ pub fn rope(_v: &OpsVariant) -> String {
     build_f32(ROPE, &[])
 }
 
+/// RoPE with per-pair frequency divisors: bindings 0 `data`, 1 params ([`RopeParams`]),
+/// 2 `factors` (read, f32, `n_rot / 2`). Pair i turns `factors[i]` times slower.
+pub fn rope_factors(_v: &OpsVariant) -> String {
+    build_f32(ROPE, &["FACTORS"])
+}
+
 pub fn rope_groups(n_heads: u32, n_tokens: u32, n_rot: u32) -> (u32, u32, u32) {
     linear_groups((n_rot / 2 * n_heads * n_tokens).div_ceil(256))
 }
@@ -334,7 +340,7 @@ pub fn attention_scratch_max_f32s(head_dim_v: u32) -> u64 {
 
 /// Params of [`attention`] and [`attention_combine`]. Layout (12 × 4 bytes):
 /// `n_head: u32, n_head_kv: u32, head_dim_k: u32, head_dim_v: u32, n_tokens: u32,
-/// pos0: u32, window: u32, scale: f32, split_len: u32, n_splits: u32, _pad: u32,
+/// pos0: u32, window: u32, scale: f32, split_len: u32, n_splits: u32, softcap: f32,
 /// _pad: u32`. Query `t` is at position `pos0 + t` and sees keys `first..=pos0 + t`,
 /// `first = pos + 1 - window` when `window > 0` (and the position exceeds it), else 0.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -349,6 +355,8 @@ pub struct AttentionParams {
     pub scale: f32,
     pub split_len: u32,
     pub n_splits: u32,
+    /// Score soft-capping (0: none), see [`AttentionParams::with_softcap`].
+    pub softcap: f32,
 }
 
 impl AttentionParams {
@@ -378,6 +386,7 @@ impl AttentionParams {
             scale,
             split_len: plan.split_len,
             n_splits: plan.n_splits,
+            softcap: 0.0,
         }
     }
 
@@ -393,9 +402,15 @@ impl AttentionParams {
             self.scale.to_bits(),
             self.split_len,
             self.n_splits,
-            0,
+            self.softcap.to_bits(),
             0,
         ])
+    }
+
+    /// Soft-cap the scaled scores: `cap * tanh(s / cap)` (Gemma 2: 50; 0: off).
+    pub fn with_softcap(mut self, cap: f32) -> Self {
+        self.softcap = cap;
+        self
     }
 }
 

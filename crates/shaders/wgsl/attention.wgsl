@@ -30,7 +30,7 @@ struct Params {
     scale: f32,      // score multiplier (1 / sqrt(head_dim) or the model's)
     split_len: u32,  // keys per split
     n_splits: u32,   // splits (1: no scratch, no combine)
-    _pad0: u32,
+    softcap: f32,    // scores become softcap * tanh(s / softcap) when > 0 (Gemma 2)
     _pad1: u32,
 }
 
@@ -175,6 +175,9 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
                 d += qs[qb + 2u * c] * kk.x + qs[qb + 2u * c + 1u] * kk.y;
             }
             s = d;
+            if (p.softcap > 0.0) {
+                s = p.softcap * tanh(d / p.softcap);
+            }
         }
         red[lid] = s;
         workgroupBarrier();

@@ -25,6 +25,10 @@ struct Params {
 
 @group(0) @binding(0) var<storage, read_write> data: array<f32>;
 @group(0) @binding(1) var<uniform> p: Params;
+#if FACTORS
+// Per-pair frequency divisors (Llama 3 rope_freqs, Phi-3 LongRoPE), n_rot / 2 of them.
+@group(0) @binding(2) var<storage, read> factors: array<f32>;
+#endif
 
 const TWO_PI_HI: f32 = 6.28125;               // exact in 8 bits, so k * TWO_PI_HI is exact
 const TWO_PI_LO: f32 = 0.0019353071795864769; // 2*pi - TWO_PI_HI
@@ -45,7 +49,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let pos = p.pos0 + tok;
     // base^(-2i/n_rot) as exp2 of a small exponent.
     let inv_freq = exp2(-2.0 * f32(i) / f32(p.n_rot) * log2(p.base));
+#if FACTORS
+    let theta = f32(pos) * p.freq_scale * inv_freq / factors[i];
+#else
     let theta = f32(pos) * p.freq_scale * inv_freq;
+#endif
     let k = round(theta * INV_TWO_PI);
     let r = (theta - k * TWO_PI_HI) - k * TWO_PI_LO;
     let c = cos(r);

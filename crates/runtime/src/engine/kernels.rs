@@ -111,6 +111,7 @@ impl Kernels {
             "rms_norm" => wisp_shaders::ops::rms_norm(&v),
             "rms_norm_inplace" => wisp_shaders::ops::rms_norm_inplace(&v),
             "rope" => wisp_shaders::ops::rope(&v),
+            "rope_factors" => wisp_shaders::ops::rope_factors(&v),
             "kv_store" => wisp_shaders::ops::kv_store(&v),
             "attention" => wisp_shaders::ops::attention(&v),
             "attention_combine" => wisp_shaders::ops::attention_combine(&v),

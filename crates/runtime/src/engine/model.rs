@@ -73,6 +73,9 @@ pub struct GpuModel {
     pub kernels: Kernels,
     /// The memory plan checked at load.
     pub plan: MemoryPlan,
+    /// RoPE frequency divisors (Llama 3, Phi-3 short) and Phi-3's long ones.
+    pub rope_factors: Option<GpuVector>,
+    pub rope_factors_long: Option<GpuVector>,
 }
 
 /// Where the bytes of one tensor go during the upload.
@@ -250,6 +253,8 @@ impl ModelUpload {
                 needed.push(t);
             }
         }
+        needed.extend(tensors.rope_factors.iter());
+        needed.extend(tensors.rope_factors_long.iter());
         needed.sort_by_key(|t| t.offset);
         let order: Vec<TensorInfo> = needed.into_iter().cloned().collect();
         let total: u64 = order.iter().map(|t| t.n_bytes).sum();
@@ -487,6 +492,17 @@ impl ModelUpload {
         let output_norm = vectors
             .remove(&tensors.output_norm.name)
             .ok_or_else(|| Error::InvalidModel("output_norm.weight was not uploaded".into()))?;
+        let mut take_v = |t: &Option<TensorInfo>| {
+            t.as_ref()
+                .map(|t| {
+                    vectors.remove(&t.name).ok_or_else(|| {
+                        Error::InvalidModel(format!("tensor {} was not uploaded", t.name))
+                    })
+                })
+                .transpose()
+        };
+        let rope_factors = take_v(&tensors.rope_factors)?;
+        let rope_factors_long = take_v(&tensors.rope_factors_long)?;
         let kernels = Kernels::new(ctx.caps.f16);
         Ok(GpuModel {
             ctx,
@@ -498,6 +514,8 @@ impl ModelUpload {
             gpu_bytes: self.plan.weights_bytes,
             kernels,
             plan: self.plan,
+            rope_factors,
+            rope_factors_long,
         })
     }
 }

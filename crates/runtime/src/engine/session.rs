@@ -12,7 +12,7 @@ use super::plan::{logits_rows, MAX_BATCH};
 #[cfg(feature = "native")]
 use crate::generate::Forward;
 use crate::gpu::GpuContext;
-use crate::model::{Arch, Logits};
+use crate::model::Logits;
 use crate::sampling::Sampler;
 use crate::Error;
 use std::sync::Arc;
@@ -143,8 +143,8 @@ impl GpuSession {
                 "out of GPU memory for a session of {n_ctx} tokens: {e}"
             )));
         }
-        let decode = build_layers(&model, &bufs, false)?;
-        let prefill = build_layers(&model, &bufs, true)?;
+        let decode = build_layers(&model, &bufs, false, n_ctx)?;
+        let prefill = build_layers(&model, &bufs, true, n_ctx)?;
         let head_last = build_head(&model, &bufs, false)?;
         let head_all = build_head(&model, &bufs, true)?;
         let (argmax, top_k) = build_samplers(&model, &bufs)?;
@@ -509,7 +509,12 @@ fn push_matmul(
 }
 
 /// The transformer layers, for one token (`batched = false`) or a batch.
-fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, Error> {
+fn build_layers(
+    model: &GpuModel,
+    b: &Buffers,
+    batched: bool,
+    n_ctx: usize,
+) -> Result<Graph, Error> {
     let ctx = &model.ctx;
     let cfg = &model.config;
     let k = &model.kernels;
@@ -561,12 +566,21 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
     let add_bias = k.op(ctx, "add_bias")?;
     let glu = k.op(
         ctx,
-        if cfg.arch == Arch::Gemma3 {
+        if cfg.arch.gelu_ffn() {
             "glu_gelu"
         } else {
             "glu_silu"
         },
     )?;
+    // Phi-3 LongRoPE: the long factors once the session's context exceeds the original.
+    let rope_factors = match (&model.rope_factors, &model.rope_factors_long) {
+        (Some(_), Some(long)) if n_ctx > cfg.n_ctx_orig => Some(long),
+        (short, _) => short.as_ref(),
+    };
+    let rope = match rope_factors {
+        Some(_) => k.op(ctx, "rope_factors")?,
+        None => rope,
+    };
 
     let norm_rows = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
         g.push(
@@ -598,11 +612,11 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
         cfg.head_dim_k as u32,
         cfg.head_dim_v as u32,
     );
-    let (n_rot, fscale, neox, scale) = (
+    let (n_rot, neox, scale, softcap) = (
         cfg.rope_dims as u32,
-        cfg.rope_freq_scale,
         cfg.rope_style == crate::model::RopeStyle::Neox,
         cfg.attn_scale,
+        cfg.attn_softcap,
     );
 
     for (il, layer) in model.layers.iter().enumerate() {
@@ -654,31 +668,35 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
             }
         }
         let base = cfg.layer_rope_base(il);
-        for (buf, heads, name) in [(&b.q, nh, "q"), (&b.k, nkv, "k")] {
-            g.push(
-                ctx,
-                &rope,
-                &[buf],
-                Params::Shared(
-                    format!("rope:{name}:{base}"),
-                    Box::new(move |a: StepArgs| {
-                        ops::RopeParams {
-                            head_dim: dk,
-                            n_heads: heads,
-                            n_tokens: a.n_tokens,
-                            n_rot,
-                            pos0: a.pos0,
-                            base,
-                            freq_scale: fscale,
-                            neox,
-                            offset: 0,
-                            token_stride: heads * dk,
-                        }
-                        .bytes()
-                    }),
-                ),
-                move |a| ops::rope_groups(heads, a.n_tokens, n_rot),
+        let fscale = cfg.layer_rope_freq_scale(il);
+        let rope_heads: &[(&wgpu::Buffer, u32, &str)] = if cfg.rope_layers[il] {
+            &[(&b.q, nh, "q"), (&b.k, nkv, "k")]
+        } else {
+            &[]
+        };
+        for &(buf, heads, name) in rope_heads {
+            let params = Params::Shared(
+                format!("rope:{name}:{base}:{fscale}"),
+                Box::new(move |a: StepArgs| {
+                    ops::RopeParams {
+                        head_dim: dk,
+                        n_heads: heads,
+                        n_tokens: a.n_tokens,
+                        n_rot,
+                        pos0: a.pos0,
+                        base,
+                        freq_scale: fscale,
+                        neox,
+                        offset: 0,
+                        token_stride: heads * dk,
+                    }
+                    .bytes()
+                }),
             );
+            let after: Vec<&wgpu::Buffer> = rope_factors.into_iter().collect();
+            g.push_around(ctx, &rope, &[buf], params, &after, move |a| {
+                ops::rope_groups(heads, a.n_tokens, n_rot)
+            });
         }
         for (src, cache, dim, name) in [
             (&b.k, &b.k_cache[il], kd, "k"),
@@ -708,6 +726,7 @@ fn build_layers(model: &GpuModel, b: &Buffers, batched: bool) -> Result<Graph, E
         let attn_params = move |a: StepArgs| {
             let plan = ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0);
             ops::AttentionParams::new(nh, nkv, dk, dv, a.n_tokens, a.pos0, window, scale, &plan)
+                .with_softcap(softcap)
                 .bytes()
         };
         g.push_around(

@@ -9,17 +9,27 @@ use crate::Error;
 pub enum Arch {
     Llama,
     Qwen2,
+    Qwen3,
+    Gemma2,
     Gemma3,
+    Phi3,
+    SmolLM3,
 }
 
 impl Arch {
-    pub const SUPPORTED: &'static [&'static str] = &["llama", "qwen2", "gemma3"];
+    pub const SUPPORTED: &'static [&'static str] = &[
+        "llama", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "smollm3",
+    ];
 
     pub fn from_name(name: &str) -> Option<Arch> {
         match name {
             "llama" => Some(Arch::Llama),
             "qwen2" => Some(Arch::Qwen2),
+            "qwen3" => Some(Arch::Qwen3),
+            "gemma2" => Some(Arch::Gemma2),
             "gemma3" => Some(Arch::Gemma3),
+            "phi3" => Some(Arch::Phi3),
+            "smollm3" => Some(Arch::SmolLM3),
             _ => None,
         }
     }
@@ -28,8 +38,17 @@ impl Arch {
         match self {
             Arch::Llama => "llama",
             Arch::Qwen2 => "qwen2",
+            Arch::Qwen3 => "qwen3",
+            Arch::Gemma2 => "gemma2",
             Arch::Gemma3 => "gemma3",
+            Arch::Phi3 => "phi3",
+            Arch::SmolLM3 => "smollm3",
         }
+    }
+
+    /// Gemma's feed-forward gate is GELU (tanh approximation); the others use SiLU.
+    pub fn gelu_ffn(self) -> bool {
+        matches!(self, Arch::Gemma2 | Arch::Gemma3)
     }
 }
 
@@ -77,6 +96,15 @@ pub struct ModelConfig {
     pub embd_scale: f32,
     /// Final logit soft-capping (0: none).
     pub final_logit_softcap: f32,
+    /// Attention score soft-capping, applied to the scaled scores (0: none; Gemma 2: 50).
+    pub attn_softcap: f32,
+    /// RoPE position multiplier of sliding-window layers (Gemma 3: 1, not the global one).
+    pub rope_freq_scale_swa: f32,
+    /// Per layer: does it apply RoPE? (SmolLM3 skips every 4th layer.)
+    pub rope_layers: Vec<bool>,
+    /// Context length the RoPE factors were trained for (Phi-3 LongRoPE picks the long
+    /// factors when a session's context exceeds it).
+    pub n_ctx_orig: usize,
 }
 
 fn arch_key(arch: Arch, suffix: &str) -> String {
@@ -208,13 +236,18 @@ impl ModelConfig {
             }
             Some(other) => return Err(Error::Unsupported(format!("RoPE scaling type {other:?}"))),
         };
-        if h.tensor("rope_freqs.weight").is_some() {
+        // RoPE's attention factor scales cos and sin, so q·k by its square (Phi-3 LongRoPE).
+        let rope_attn_factor = get_f32(h, &k("rope.scaling.attn_factor"))?.unwrap_or(1.0);
+        if rope_attn_factor != 1.0 && rope_dims != head_dim_k {
             return Err(Error::Unsupported(
-                "per-dimension RoPE frequency factors (rope_freqs.weight, Llama 3.1+)".into(),
+                "a RoPE attention factor with partial rotary dimensions".into(),
             ));
         }
+        let n_ctx_orig = get_usize(h, &k("rope.scaling.original_context_length"))?
+            .unwrap_or(n_ctx_train)
+            .max(1);
 
-        let head_scale = 1.0 / (head_dim_k as f32).sqrt();
+        let head_scale = rope_attn_factor * rope_attn_factor / (head_dim_k as f32).sqrt();
         let mut cfg = ModelConfig {
             arch,
             n_embd,
@@ -237,10 +270,29 @@ impl ModelConfig {
             attn_scale: head_scale,
             embd_scale: 1.0,
             final_logit_softcap: get_f32(h, &k("final_logit_softcapping"))?.unwrap_or(0.0),
+            attn_softcap: 0.0,
+            rope_freq_scale_swa: rope_freq_scale,
+            rope_layers: vec![true; n_layer],
+            n_ctx_orig,
         };
         match arch {
             Arch::Llama => {}
-            Arch::Qwen2 => cfg.rope_style = RopeStyle::Neox,
+            // llama.cpp hard-codes SmolLM3's period: layers 3, 7, 11, … skip RoPE.
+            Arch::SmolLM3 => cfg.rope_layers = (0..n_layer).map(|il| (il + 1) % 4 != 0).collect(),
+            Arch::Qwen2 | Arch::Qwen3 | Arch::Phi3 => cfg.rope_style = RopeStyle::Neox,
+            Arch::Gemma2 => {
+                cfg.rope_style = RopeStyle::Neox;
+                cfg.embd_scale = (n_embd as f32).sqrt();
+                if n_layer == 46 {
+                    cfg.attn_scale = 1.0 / ((n_embd / n_head) as f32).sqrt();
+                }
+                cfg.attn_softcap = get_f32(h, &k("attn_logit_softcapping"))?.unwrap_or(0.0);
+                // Gemma 2 always slides (default window 4096), every other layer from 0.
+                cfg.sliding_window = get_usize(h, &k("attention.sliding_window"))?.unwrap_or(4096);
+                cfg.rope_base_swa = get_f32(h, &k("rope.freq_base_swa"))?.unwrap_or(rope_base);
+                cfg.swa_layers =
+                    swa_pattern(h, &k("attention.sliding_window_pattern"), n_layer, 2)?;
+            }
             Arch::Gemma3 => {
                 cfg.rope_style = RopeStyle::Neox;
                 cfg.embd_scale = (n_embd as f32).sqrt();
@@ -250,7 +302,9 @@ impl ModelConfig {
                 }
                 cfg.sliding_window = get_usize(h, &k("attention.sliding_window"))?.unwrap_or(0);
                 if cfg.sliding_window > 0 {
-                    cfg.rope_base_swa = get_f32(h, &k("rope.swa.freq_base"))?.unwrap_or(10000.0);
+                    cfg.rope_base_swa = get_f32(h, &k("rope.freq_base_swa"))?.unwrap_or(10000.0);
+                    // llama.cpp leaves local layers unscaled (Gemma 3 4B scales global ×1/8).
+                    cfg.rope_freq_scale_swa = 1.0;
                     cfg.swa_layers =
                         swa_pattern(h, &k("attention.sliding_window_pattern"), n_layer, 6)?;
                 }
@@ -278,6 +332,15 @@ impl ModelConfig {
             self.rope_base_swa
         } else {
             self.rope_base
+        }
+    }
+
+    /// RoPE position multiplier of layer `il`.
+    pub fn layer_rope_freq_scale(&self, il: usize) -> f32 {
+        if self.swa_layers[il] {
+            self.rope_freq_scale_swa
+        } else {
+            self.rope_freq_scale
         }
     }
 

@@ -6,8 +6,8 @@
 //! rayon; every row's arithmetic is sequential, so results do not depend on the thread
 //! count.
 
-use super::config::{Arch, ModelConfig};
-use super::math::{dot, gelu_tanh, rms_norm, rope, silu, softcap, softmax};
+use super::config::ModelConfig;
+use super::math::{dot, gelu_tanh, rms_norm, rope_factors, silu, softcap, softmax};
 use super::weights::ModelTensors;
 use super::Logits;
 use crate::generate::Forward;
@@ -37,6 +37,8 @@ pub struct CpuModel {
     tensors: ModelTensors,
     layers: Vec<LayerVectors>,
     output_norm: Vec<f32>,
+    /// RoPE frequency divisors: (within `n_ctx_orig`, beyond it).
+    rope_factors: Option<(Vec<f32>, Option<Vec<f32>>)>,
 }
 
 fn vector(file: &GgufFile, t: &TensorInfo) -> Result<Vec<f32>, Error> {
@@ -92,12 +94,20 @@ impl CpuModel {
             });
         }
         let output_norm = vector(&file, &tensors.output_norm)?;
+        let rope_factors = match &tensors.rope_factors {
+            Some(t) => Some((
+                vector(&file, t)?,
+                opt_vector(&file, &tensors.rope_factors_long)?,
+            )),
+            None => None,
+        };
         Ok(CpuModel {
             file,
             config,
             tensors,
             layers,
             output_norm,
+            rope_factors,
         })
     }
 
@@ -244,6 +254,12 @@ impl CpuSession {
             add_bias(&mut k, &lv.bk);
             add_bias(&mut v, &lv.bv);
             let base = cfg.layer_rope_base(il);
+            let freq_scale = cfg.layer_rope_freq_scale(il);
+            let factors = model.rope_factors.as_ref().map(|(short, long)| match long {
+                Some(long) if self.n_ctx > cfg.n_ctx_orig => long.as_slice(),
+                _ => short.as_slice(),
+            });
+            let use_rope = cfg.rope_layers[il];
             for (t, (qt, kt)) in q
                 .chunks_mut(cfg.q_dim())
                 .zip(k.chunks_mut(cfg.k_dim()))
@@ -255,14 +271,17 @@ impl CpuSession {
                         if let Some(w) = norm {
                             rms_norm(head, w, cfg.rms_eps);
                         }
-                        rope(
-                            head,
-                            pos,
-                            cfg.rope_dims,
-                            base,
-                            cfg.rope_freq_scale,
-                            cfg.rope_style,
-                        );
+                        if use_rope {
+                            rope_factors(
+                                head,
+                                pos,
+                                cfg.rope_dims,
+                                base,
+                                freq_scale,
+                                cfg.rope_style,
+                                factors,
+                            );
+                        }
                     }
                 }
             }
@@ -287,10 +306,7 @@ impl CpuSession {
             }
             let mut gate = model.matmul(&lt.ffn_gate, &h, n);
             let up = model.matmul(&lt.ffn_up, &h, n);
-            let act: fn(f32) -> f32 = match cfg.arch {
-                Arch::Gemma3 => gelu_tanh,
-                Arch::Llama | Arch::Qwen2 => silu,
-            };
+            let act: fn(f32) -> f32 = if cfg.arch.gelu_ffn() { gelu_tanh } else { silu };
             for (g, u) in gate.iter_mut().zip(&up) {
                 *g = act(*g) * u;
             }
@@ -341,6 +357,9 @@ impl CpuSession {
             let mut scores: Vec<f32> = (first..=pos)
                 .map(|p| dot(qh, &kc[p * cfg.k_dim() + kv_head * dk..][..dk]) * cfg.attn_scale)
                 .collect();
+            if cfg.attn_softcap > 0.0 {
+                softcap(&mut scores, cfg.attn_softcap);
+            }
             softmax(&mut scores);
             for (p, &s) in (first..=pos).zip(&scores) {
                 let vh = &vc[p * cfg.v_dim() + kv_head * dv..][..dv];

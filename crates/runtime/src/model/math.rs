@@ -46,10 +46,25 @@ pub fn rope(
     freq_scale: f32,
     style: RopeStyle,
 ) {
+    rope_factors(head, pos, n_rot, base, freq_scale, style, None)
+}
+
+/// [`rope`] with per-pair frequency divisors (Llama 3 `rope_freqs`, Phi-3 LongRoPE):
+/// pair i turns at `pos * freq_scale * base^(-2i/n_rot) / factors[i]`, as ggml's rope.
+pub fn rope_factors(
+    head: &mut [f32],
+    pos: usize,
+    n_rot: usize,
+    base: f32,
+    freq_scale: f32,
+    style: RopeStyle,
+    factors: Option<&[f32]>,
+) {
     let half = n_rot / 2;
     for i in 0..half {
         let inv_freq = (base as f64).powf(-2.0 * i as f64 / n_rot as f64);
-        let theta = pos as f64 * freq_scale as f64 * inv_freq;
+        let ff = factors.map_or(1.0, |f| f[i] as f64);
+        let theta = pos as f64 * freq_scale as f64 * inv_freq / ff;
         let (sin, cos) = (theta.sin() as f32, theta.cos() as f32);
         let (a, b) = match style {
             RopeStyle::Normal => (2 * i, 2 * i + 1),

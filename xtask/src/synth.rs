@@ -853,10 +853,12 @@ pub fn ensure(
     let digest = sha256_hex(&bytes);
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let tmp = path.with_extension(format!("gguf.tmp{}", std::process::id()));
-    let mut file = std::fs::File::create(&tmp).map_err(|e| format!("{}: {e}", tmp.display()))?;
-    file.write_all(&bytes)
-        .map_err(|e| format!("{}: {e}", tmp.display()))?;
-    drop(file);
+    let written = std::fs::File::create(&tmp).and_then(|mut file| file.write_all(&bytes));
+    if let Err(e) = written {
+        // A full disk must not leave a partial file behind.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("{}: {e}", tmp.display()));
+    }
     std::fs::rename(&tmp, &path).map_err(|e| format!("{}: {e}", path.display()))?;
     std::fs::write(&stamp, format!("{digest} {tag} {}\n", bytes.len()))
         .map_err(|e| format!("{}: {e}", stamp.display()))?;

@@ -26,9 +26,6 @@ fn runtime_messages(messages: Vec<ChatMessage>) -> Vec<wisp::chat::ChatMessage> 
         .collect()
 }
 
-/// The CLI's default context cap (crates/cli/src/load.rs), so both answer alike.
-const DEFAULT_MAX_CTX: usize = 4096;
-
 type Session = Box<dyn Forward + Send>;
 
 /// A loaded model, ready to chat. Thread-safe: calls from several threads queue on the
@@ -199,7 +196,7 @@ impl Engine {
                 })
             }
             Some(n) => n as usize,
-            None => model_config.n_ctx_train.min(DEFAULT_MAX_CTX),
+            None => model_config.default_n_ctx(),
         };
         if cancelled() {
             return Err(WispError::Cancelled);

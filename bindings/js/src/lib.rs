@@ -30,9 +30,6 @@ use wisp::sampling::{Sampler, SamplingParams};
 use wisp::tokenizer::Tokenizer;
 use wisp::Error;
 
-/// Default context when the caller gives none: the model's, capped to keep memory modest.
-const DEFAULT_MAX_CTX: usize = 4096;
-
 /// A JS `Error` whose `code` names the kind of failure, so callers can branch on it.
 fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
     let err = js_sys::Error::new(&message.to_string());
@@ -207,10 +204,7 @@ pub async fn begin_load(
     })?;
     let ctx = Arc::new(ctx);
     let config = wisp::model::ModelConfig::from_gguf(&header).map_err(wisp_error)?;
-    let n_ctx = opts
-        .n_ctx
-        .unwrap_or_else(|| config.n_ctx_train.min(DEFAULT_MAX_CTX))
-        .max(1);
+    let n_ctx = opts.n_ctx.unwrap_or_else(|| config.default_n_ctx()).max(1);
     let upload =
         ModelUpload::begin(Arc::clone(&ctx), &header, n_ctx, opts.budget).map_err(|e| match e {
             // The memory plan's refusals: say what to change in this API's terms.

@@ -59,7 +59,7 @@ pub fn inspect(args: &ModelArgs, as_json: bool) -> Result<(), String> {
     let config = ModelConfig::from_gguf(h);
     let (arch_json, plan_json) = match &config {
         Ok(c) => {
-            let n_ctx = args.ctx_size.unwrap_or(c.n_ctx_train.min(4096));
+            let n_ctx = args.ctx_size.unwrap_or(c.default_n_ctx());
             let kv = n_ctx as u64 * c.n_layer as u64 * (c.k_dim() + c.v_dim()) as u64 * 4;
             (
                 json!({

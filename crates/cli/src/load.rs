@@ -12,9 +12,6 @@ use wisp::model::cpu::{CpuModel, CpuSession};
 use wisp::model::ModelConfig;
 use wisp::tokenizer::Tokenizer;
 
-/// Default context when the user gives none: the model's, capped to keep memory modest.
-const DEFAULT_MAX_CTX: usize = 4096;
-
 /// Progress lines go to stderr, and only when it is a terminal.
 pub fn progress(msg: &str) {
     if std::io::stderr().is_terminal() {
@@ -128,7 +125,7 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
     let n_ctx = match args.ctx_size {
         Some(0) => return Err("--ctx-size must be at least 1".into()),
         Some(n) => n,
-        None => config.n_ctx_train.min(DEFAULT_MAX_CTX),
+        None => config.default_n_ctx(),
     };
     let backend = match args.device {
         Device::Cpu => {

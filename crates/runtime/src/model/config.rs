@@ -163,7 +163,17 @@ fn get_per_layer_uniform(h: &GgufHeader, key: &str) -> Result<Option<usize>, Err
     }
 }
 
+/// The largest default context: a model's trained context can be 128k tokens, whose KV
+/// cache would not fit a phone; callers ask for more explicitly.
+pub const DEFAULT_MAX_CTX: usize = 4096;
+
 impl ModelConfig {
+    /// The context size when the caller gives none: the model's, capped at
+    /// [`DEFAULT_MAX_CTX`]. Every front end uses it, so they answer alike.
+    pub fn default_n_ctx(&self) -> usize {
+        self.n_ctx_train.min(DEFAULT_MAX_CTX)
+    }
+
     pub fn from_gguf(h: &GgufHeader) -> Result<ModelConfig, Error> {
         let arch_name = h
             .architecture()

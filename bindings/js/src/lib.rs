@@ -413,8 +413,7 @@ impl Engine {
     /// The chat template's text for `request.messages`, as the model will read it.
     #[wasm_bindgen(js_name = renderChat)]
     pub fn render_chat(&self, request: &str) -> Result<String, JsValue> {
-        let req: Value = serde_json::from_str(request)
-            .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+        let req = parse_request(request)?;
         let t = &self.text;
         let template = t.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
         template
@@ -428,8 +427,7 @@ impl Engine {
     pub fn chat(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
         let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
-            let req: Value = serde_json::from_str(&request)
-                .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+            let req = parse_request(&request)?;
             let msgs = messages(&req)?;
             let template = text.template.as_ref().map_err(|e| wisp_error(e.clone()))?;
             let prompt = chat_prompt_tokens(template, &text.tokenizer, &msgs, &text.render)
@@ -451,8 +449,7 @@ impl Engine {
     pub fn complete(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
         let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
-            let req: Value = serde_json::from_str(&request)
-                .map_err(|e| js_error("invalid_request", format!("request: {e}")))?;
+            let req = parse_request(&request)?;
             let prompt_text = req["prompt"]
                 .as_str()
                 .ok_or_else(|| js_error("invalid_request", "prompt must be a string"))?;
@@ -469,6 +466,10 @@ impl Engine {
             .await
         })
     }
+}
+
+fn parse_request(text: &str) -> Result<Value, JsValue> {
+    serde_json::from_str(text).map_err(|e| js_error("invalid_request", format!("request: {e}")))
 }
 
 fn busy() -> JsValue {

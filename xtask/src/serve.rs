@@ -18,6 +18,8 @@ use std::sync::{Arc, Mutex};
 pub struct Stats {
     pub model_bytes: AtomicU64,
     pub model_requests: AtomicU64,
+    /// Where the last ranged model request started (what a resumed download asked for).
+    pub model_range_start: AtomicU64,
     dropped: Mutex<HashSet<String>>,
 }
 
@@ -106,15 +108,17 @@ fn handle(mut conn: TcpStream, roots: &Roots, stats: &Stats) -> std::io::Result<
         .and_then(|n| n.parse().ok());
     if path == "/__stats" {
         let body = format!(
-            "{{\"model_bytes\":{},\"model_requests\":{}}}",
+            "{{\"model_bytes\":{},\"model_requests\":{},\"model_range_start\":{}}}",
             stats.model_bytes.load(Ordering::Relaxed),
-            stats.model_requests.load(Ordering::Relaxed)
+            stats.model_requests.load(Ordering::Relaxed),
+            stats.model_range_start.load(Ordering::Relaxed)
         );
         return respond(&mut conn, "200 OK", "application/json", body.as_bytes());
     }
     if path == "/__reset" {
         stats.model_bytes.store(0, Ordering::Relaxed);
         stats.model_requests.store(0, Ordering::Relaxed);
+        stats.model_range_start.store(0, Ordering::Relaxed);
         stats
             .dropped
             .lock()
@@ -173,6 +177,9 @@ fn handle(mut conn: TcpStream, roots: &Roots, stats: &Stats) -> std::io::Result<
     }
     if is_model {
         stats.model_requests.fetch_add(1, Ordering::Relaxed);
+        if range.is_some() {
+            stats.model_range_start.store(start, Ordering::Relaxed);
+        }
     }
     // The fault switch: cut the first full response of this URL after N bytes.
     let cut = drop_after.filter(|_| {

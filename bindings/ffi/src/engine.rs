@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wisp::chat::{chat_prompt_tokens, render_options, ChatTemplate, RenderOptions};
 use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
-use wisp::generate::{generate, Forward, GenerateOptions};
+use wisp::generate::{generate_cancellable, Forward, GenerateOptions};
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::model::cpu::{CpuModel, CpuSession};
@@ -132,7 +132,9 @@ impl Engine {
         spawn("complete", move || self.complete(prompt, options, listener)).await
     }
 
-    /// Stop the generation running now (it returns with `FinishReason.Cancelled`).
+    /// Stop the generation running now, also during a long prompt's prefill (it returns
+    /// with `FinishReason.Cancelled` and the text so far; the conversation cache keeps
+    /// what was evaluated, so the next call reuses it).
     pub fn cancel(&self) {
         self.cancel.store(true, Ordering::Relaxed);
     }
@@ -285,20 +287,24 @@ impl Engine {
                 None => true,
             }
         };
-        let result = generate(
+        let result = generate_cancellable(
             session.as_mut(),
             &self.tokenizer,
             &mut sampler,
             ids,
             &opts,
             &mut on_text,
+            &|| self.cancel.load(Ordering::Relaxed),
         );
         let end = Instant::now();
         let g = match result {
             Ok(g) => g,
             Err(e) => {
-                // A failed step may leave the cache half-written: start clean next time.
-                session.truncate(0);
+                // The cache counts only evaluated positions, so a refused request (context
+                // full, bad token) keeps the conversation; after a GPU failure start clean.
+                if matches!(e, wisp::Error::Gpu(_)) {
+                    session.truncate(0);
+                }
                 return Err(e.into());
             }
         };

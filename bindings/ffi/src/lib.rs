@@ -30,8 +30,16 @@ pub enum WispError {
     Unsupported { detail: String },
     /// No usable GPU, a kernel the device rejected, out of memory, device lost.
     Gpu { detail: String },
-    /// A bad argument: sampling values, a prompt longer than the context, …
+    /// A bad argument: sampling values, an empty prompt, …
     InvalidRequest { detail: String },
+    /// The prompt needs `needed` tokens but the context holds `context_size`. Nothing was
+    /// evaluated and the cached conversation is kept: drop old turns and ask again. (An
+    /// answer that fills the context is not an error: it ends with `FinishReason.Length`.)
+    ContextFull {
+        detail: String,
+        needed: u32,
+        context_size: u32,
+    },
     /// The chat template failed to render.
     Template { detail: String },
     /// The download failed (network, HTTP status).
@@ -53,6 +61,7 @@ impl std::fmt::Display for WispError {
             WispError::Unsupported { detail } => write!(f, "unsupported: {detail}"),
             WispError::Gpu { detail } => write!(f, "GPU: {detail}"),
             WispError::InvalidRequest { detail } => write!(f, "{detail}"),
+            WispError::ContextFull { detail, .. } => write!(f, "{detail}"),
             WispError::Template { detail } => write!(f, "chat template: {detail}"),
             WispError::Download { detail } => write!(f, "download: {detail}"),
             WispError::ChecksumMismatch { expected, actual } => {
@@ -77,6 +86,11 @@ impl From<wisp::Error> for WispError {
             wisp::Error::Unsupported(_) => WispError::Unsupported { detail },
             wisp::Error::Template(_) => WispError::Template { detail },
             wisp::Error::InvalidRequest(_) => WispError::InvalidRequest { detail },
+            wisp::Error::ContextFull { needed, n_ctx } => WispError::ContextFull {
+                detail,
+                needed: u32::try_from(needed).unwrap_or(u32::MAX),
+                context_size: u32::try_from(n_ctx).unwrap_or(u32::MAX),
+            },
             wisp::Error::Cancelled => WispError::Cancelled,
             wisp::Error::Gpu(_) => WispError::Gpu { detail },
         }

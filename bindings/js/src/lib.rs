@@ -46,6 +46,7 @@ fn wisp_error(e: Error) -> JsValue {
         Error::Tokenizer(_) => "tokenizer",
         Error::Template(_) => "template",
         Error::InvalidRequest(_) => "invalid_request",
+        Error::ContextFull { .. } => "context_full",
         Error::Cancelled => "aborted",
         Error::Gpu(_) => "gpu",
     };

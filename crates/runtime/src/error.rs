@@ -12,10 +12,17 @@ pub enum Error {
     InvalidModel(String),
     Tokenizer(String),
     Template(String),
-    /// The caller's request is invalid (bad parameter, context full, …).
+    /// The caller's request is invalid (bad parameter, empty prompt, …).
     InvalidRequest(String),
+    /// The request needs more positions than the KV cache holds: `needed` tokens (cached
+    /// plus new) against a context of `n_ctx`. Nothing was evaluated; the session is
+    /// unchanged. A generation that merely *fills* the context is not an error: it stops
+    /// with finish reason `length` and returns its text.
+    ContextFull { needed: usize, n_ctx: usize },
     Cancelled,
     /// The GPU failed: no adapter, a kernel the device rejected, out of memory, device lost.
+    /// After a device loss every later call on that device fails fast with this error; a
+    /// new [`crate::gpu::GpuContext`] (and the model loaded again) is needed.
     Gpu(String),
 }
 
@@ -29,6 +36,11 @@ impl fmt::Display for Error {
             Error::Tokenizer(m) => write!(f, "tokenizer: {m}"),
             Error::Template(m) => write!(f, "chat template: {m}"),
             Error::InvalidRequest(m) => write!(f, "{m}"),
+            Error::ContextFull { needed, n_ctx } => write!(
+                f,
+                "context full: the request needs {needed} tokens but the context holds {n_ctx}; \
+                 shorten it or raise the context size"
+            ),
             Error::Cancelled => write!(f, "cancelled"),
             Error::Gpu(m) => write!(f, "GPU: {m}"),
         }

@@ -1,11 +1,33 @@
 //! The generation loop shared by every front end: prefill (reusing the cached prefix),
 //! then sample → stream text → evaluate, until end-of-generation, a stop string, the
 //! token limit, a full context, or the caller cancels.
+//!
+//! # Faults (the policy every front end follows)
+//!
+//! - **Cancellation** is checked before every step: before each prefill chunk of
+//!   [`PREFILL_CHUNK`] tokens and before each generated token, so a long prompt stops
+//!   within one chunk. A cancelled generation is not an error: it ends with
+//!   [`FinishReason::Cancelled`] and returns the text streamed so far. The session keeps
+//!   exactly the tokens that were evaluated (a chunk counts once the GPU has finished
+//!   it), so the next request reuses that prefix and computes what a fresh session would.
+//! - **A full context**: a prompt longer than the context is [`Error::ContextFull`]
+//!   before anything is evaluated (the session is unchanged). A generation that fills the
+//!   context stops with [`FinishReason::Length`] and returns everything generated; the
+//!   last token is sampled from the last position's logits and is not evaluated. Wisp
+//!   never drops old tokens by itself: a caller that wants a sliding window shortens the
+//!   conversation (keeping the system prompt) and calls again.
+//! - **Errors** (a lost device, [`Error::Gpu`]) end the call; the cache still counts only
+//!   evaluated positions. After a device loss every later call fails fast (see
+//!   [`crate::gpu::device`]).
 
 use crate::model::Logits;
 use crate::sampling::Sampler;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::Error;
+
+/// Prompt tokens evaluated per step while prefilling a long prompt: the GPU session's
+/// batch, so each chunk is one submission, and cancellation is checked between chunks.
+pub const PREFILL_CHUNK: usize = crate::engine::plan::MAX_BATCH;
 
 /// Something that evaluates tokens against a KV cache: the CPU oracle or the GPU engine.
 pub trait Forward {
@@ -17,6 +39,13 @@ pub trait Forward {
     fn truncate(&mut self, n: usize);
     /// Evaluate `tokens` after the cached ones (they are appended to the cache).
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>, Error>;
+
+    /// Evaluate `tokens` into the cache without asking for logits (a chunk of a long
+    /// prompt); returns once they count as cached. The default computes and drops the
+    /// last position's logits.
+    fn prefill(&mut self, tokens: &[u32]) -> Result<(), Error> {
+        self.forward(tokens, Logits::Last).map(drop)
+    }
 
     /// Evaluate `tokens` and choose the next token. The default reads the last logits;
     /// the GPU engine overrides it to sample on the device and read back only the token.
@@ -36,7 +65,7 @@ pub trait Forward {
 pub enum FinishReason {
     /// An end-of-generation token or a stop string.
     Stop,
-    /// `max_tokens` reached, or the context is full.
+    /// `max_tokens` reached, or the context is full (the text so far is returned).
     Length,
     /// The caller asked to stop.
     Cancelled,
@@ -58,7 +87,8 @@ pub struct Generation {
     pub text: String,
     pub tokens: Vec<u32>,
     pub prompt_tokens: usize,
-    /// Prompt tokens actually evaluated (the rest came from the cache).
+    /// Prompt tokens actually evaluated (the rest came from the cache, or were never
+    /// reached because the call was cancelled during the prefill).
     pub prefilled_tokens: usize,
     pub finish_reason: FinishReason,
 }
@@ -77,10 +107,10 @@ pub fn prefix_to_keep(cached: &[u32], prompt: &[u32], n_ctx: usize) -> Result<us
         return Err(Error::InvalidRequest("empty prompt".into()));
     }
     if prompt.len() > n_ctx {
-        return Err(Error::InvalidRequest(format!(
-            "the prompt has {} tokens but the context holds {n_ctx}; shorten it or raise the context size",
-            prompt.len(),
-        )));
+        return Err(Error::ContextFull {
+            needed: prompt.len(),
+            n_ctx,
+        });
     }
     let common = cached
         .iter()
@@ -110,6 +140,8 @@ pub struct Generator<'a> {
     max: usize,
     prompt_tokens: usize,
     prefilled_tokens: usize,
+    /// `pending` still holds (the rest of) the prompt.
+    in_prompt: bool,
 }
 
 impl<'a> Generator<'a> {
@@ -129,7 +161,8 @@ impl<'a> Generator<'a> {
             tokens: Vec::new(),
             max: opts.max_tokens.unwrap_or(usize::MAX),
             prompt_tokens: prompt.len(),
-            prefilled_tokens: prompt.len() - kept,
+            prefilled_tokens: 0,
+            in_prompt: true,
         }
     }
 
@@ -138,9 +171,21 @@ impl<'a> Generator<'a> {
         (self.tokens.len() >= self.max).then_some(FinishReason::Length)
     }
 
-    /// The tokens to evaluate next.
+    /// The tokens to evaluate next, sampling after them.
     pub fn input(&self) -> &[u32] {
         &self.pending
+    }
+
+    /// While more than one [`PREFILL_CHUNK`] of the prompt is left: the next chunk, to
+    /// evaluate without sampling (then call [`Generator::prefilled`]).
+    pub fn prefill_chunk(&self) -> Option<&[u32]> {
+        (self.pending.len() > PREFILL_CHUNK).then(|| &self.pending[..PREFILL_CHUNK])
+    }
+
+    /// The first `n` pending prompt tokens are now in the cache.
+    pub fn prefilled(&mut self, n: usize) {
+        self.pending.drain(..n);
+        self.prefilled_tokens += n;
     }
 
     /// The prompt and the tokens generated so far (for repetition penalties).
@@ -162,6 +207,9 @@ impl<'a> Generator<'a> {
         n_ctx: usize,
         on_text: &mut dyn FnMut(&str) -> bool,
     ) -> Option<FinishReason> {
+        if std::mem::take(&mut self.in_prompt) {
+            self.prefilled_tokens += self.pending.len();
+        }
         if self.tokenizer.is_eog(token) {
             return Some(FinishReason::Stop);
         }
@@ -214,12 +262,36 @@ pub fn generate(
     opts: &GenerateOptions,
     on_text: &mut dyn FnMut(&str) -> bool,
 ) -> Result<Generation, Error> {
+    generate_cancellable(model, tokenizer, sampler, prompt, opts, on_text, &|| false)
+}
+
+/// [`generate`], also stopping (with [`FinishReason::Cancelled`]) as soon as
+/// `cancelled()` returns true: it is asked before each prefill chunk and each token, so
+/// another thread can stop a long prompt's prefill.
+pub fn generate_cancellable(
+    model: &mut dyn Forward,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Generation, Error> {
     let kept = prefix_to_keep(model.cached_tokens(), prompt, model.n_ctx())?;
     model.truncate(kept);
     let mut g = Generator::new(tokenizer, prompt, kept, opts);
     let finish = loop {
         if let Some(done) = g.limit_reached() {
             break done;
+        }
+        if cancelled() {
+            break FinishReason::Cancelled;
+        }
+        if let Some(chunk) = g.prefill_chunk() {
+            let n = chunk.len();
+            model.prefill(chunk)?;
+            g.prefilled(n);
+            continue;
         }
         let token = model.forward_sample(g.input(), sampler, g.history())?;
         if let Some(done) = g.accept(token, model.cached_tokens().len(), model.n_ctx(), on_text) {

@@ -18,7 +18,9 @@ pub struct Timings {
 }
 
 /// Hooks of one generation: streamed text (return false to stop), a cancellation check
-/// run before every step, and a clock in seconds (`std::time` does not exist on the web).
+/// run before every step (each prefill chunk and each token; see
+/// [`crate::generate`] for the fault policy), and a clock in seconds (`std::time` does
+/// not exist on the web).
 pub struct Hooks<'a> {
     pub on_text: &'a mut dyn FnMut(&str) -> bool,
     pub cancelled: &'a dyn Fn() -> bool,
@@ -45,6 +47,12 @@ pub async fn generate_async(
         }
         if (hooks.cancelled)() {
             break FinishReason::Cancelled;
+        }
+        if let Some(chunk) = g.prefill_chunk() {
+            let n = chunk.len();
+            session.prefill_async(chunk).await?;
+            g.prefilled(n);
+            continue;
         }
         let token = session
             .forward_sample_async(g.input(), sampler, g.history())

@@ -207,6 +207,7 @@ impl ModelUpload {
         n_ctx: usize,
         budget: Option<u64>,
     ) -> Result<ModelUpload, Error> {
+        ctx.check_alive()?;
         let config = ModelConfig::from_gguf(header)?;
         let tensors = ModelTensors::find(header, &config)?;
         let max_binding = ctx.max_binding();

@@ -84,6 +84,7 @@ impl GpuSession {
     /// A session with room for `n_ctx` tokens.
     pub async fn create(model: Arc<GpuModel>, n_ctx: usize) -> Result<GpuSession, Error> {
         let ctx = Arc::clone(&model.ctx);
+        ctx.check_alive()?;
         let cfg = &model.config;
         let b = MAX_BATCH;
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -193,12 +194,10 @@ impl GpuSession {
             return Err(Error::InvalidRequest("no tokens to evaluate".into()));
         }
         if self.tokens.len() + tokens.len() > self.n_ctx {
-            return Err(Error::InvalidRequest(format!(
-                "context full: {} cached + {} new tokens exceed the context size {}",
-                self.tokens.len(),
-                tokens.len(),
-                self.n_ctx
-            )));
+            return Err(Error::ContextFull {
+                needed: self.tokens.len() + tokens.len(),
+                n_ctx: self.n_ctx,
+            });
         }
         let n_vocab = self.model.config.n_vocab;
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= n_vocab) {
@@ -268,6 +267,22 @@ impl GpuSession {
             rest = tail;
         }
         Ok(rest)
+    }
+
+    /// Evaluate `tokens` into the KV cache without computing logits, and wait until the
+    /// GPU has finished: the cache then counts only positions really written, and a
+    /// caller evaluating a long prompt chunk by chunk can stop between chunks.
+    pub async fn prefill_async(&mut self, tokens: &[u32]) -> Result<(), Error> {
+        let last = self.prefill_prefix(tokens).await?;
+        let mut enc = self
+            .ctx()
+            .device
+            .create_command_encoder(&Default::default());
+        self.encode_layers(&mut enc, last);
+        self.submit_and_read(enc, 0).await?;
+        self.ctx().wait_submitted().await?;
+        self.tokens.extend_from_slice(last);
+        Ok(())
     }
 
     /// Evaluate `tokens` and pick the next token on the GPU: argmax when greedy (4 bytes
@@ -451,6 +466,10 @@ impl Forward for GpuSession {
 
     fn forward(&mut self, tokens: &[u32], logits: Logits) -> Result<Vec<f32>, Error> {
         crate::gpu::wait::block_on(self.forward_async(tokens, logits))
+    }
+
+    fn prefill(&mut self, tokens: &[u32]) -> Result<(), Error> {
+        crate::gpu::wait::block_on(self.prefill_async(tokens))
     }
 
     fn forward_sample(

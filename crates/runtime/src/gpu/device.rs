@@ -4,6 +4,15 @@
 //! told to behave like the WebGPU spec floor (`webgpu_default_limits`), and for the
 //! optional features it can use: `shader-f16`, `subgroups`, `timestamp-query`. Every
 //! kernel has a path without each optional feature.
+//!
+//! **Device loss.** A device can be lost at any time: the driver resets, the GPU is
+//! removed, the OS reclaims it from a backgrounded app, or someone calls
+//! `Device::destroy`. Wisp's policy: a loss is never a panic, hang or abort; the device's
+//! lost callback marks the context lost, and from then on every wait on it
+//! ([`GpuContext::map_read`], [`GpuContext::wait_submitted`]) fails at once with
+//! [`Error::Gpu`] naming the loss, without touching the device. Nothing is recovered in
+//! place: the caller builds a new context (new adapter and device) and loads the model
+//! again, which works in the same process.
 
 use crate::Error;
 use std::sync::{Arc, Mutex};
@@ -37,8 +46,10 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub caps: Capabilities,
-    /// First uncaptured error or device loss, surfaced by [`GpuContext::check`].
+    /// First uncaptured error, surfaced by [`GpuContext::check`].
     fault: Arc<Mutex<Option<String>>>,
+    /// Why the device was lost, once it is.
+    lost: Arc<Mutex<Option<String>>>,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -128,10 +139,11 @@ impl GpuContext {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| e.to_string());
         }));
-        let sink = Arc::clone(&fault);
+        let lost = Arc::new(Mutex::new(None::<String>));
+        let sink = Arc::clone(&lost);
         device.set_device_lost_callback(move |reason, msg| {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
-            slot.get_or_insert_with(|| format!("GPU device lost ({reason:?}): {msg}"));
+            slot.get_or_insert_with(|| lost_message(&format!("{reason:?}"), &msg));
         });
         let caps = Capabilities {
             adapter_name: info.name.clone(),
@@ -150,6 +162,7 @@ impl GpuContext {
             queue,
             caps,
             fault,
+            lost,
         })
     }
 
@@ -159,12 +172,43 @@ impl GpuContext {
         pollster::block_on(Self::new(opts))
     }
 
-    /// The first asynchronous error the device reported (validation, out of memory, lost).
+    /// The device's loss, else the first asynchronous error it reported (validation, out
+    /// of memory).
     pub fn check(&self) -> Result<(), Error> {
+        self.check_alive()?;
         let slot = self.fault.lock().unwrap_or_else(|p| p.into_inner());
         match slot.as_ref() {
             None => Ok(()),
             Some(msg) => Err(Error::Gpu(msg.clone())),
+        }
+    }
+
+    /// `Err` once the device is lost (see the module docs).
+    pub fn check_alive(&self) -> Result<(), Error> {
+        match self.lost.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            None => Ok(()),
+            Some(msg) => Err(Error::Gpu(msg.clone())),
+        }
+    }
+
+    /// Whether the device is known to be lost.
+    pub fn is_lost(&self) -> bool {
+        self.check_alive().is_err()
+    }
+
+    /// Record a loss noticed other than through the lost callback (a failed wait).
+    #[cfg_attr(not(feature = "native"), allow(dead_code))]
+    pub(crate) fn mark_lost(&self, reason: &str, detail: &str) {
+        let mut slot = self.lost.lock().unwrap_or_else(|p| p.into_inner());
+        slot.get_or_insert_with(|| lost_message(reason, detail));
+    }
+
+    /// The error for a wait that failed with `what`: the loss or an earlier fault when
+    /// there is one (they explain the failure), else `what` itself.
+    pub(crate) fn failure(&self, what: String) -> Error {
+        match self.check() {
+            Err(e) => e,
+            Ok(()) => Error::Gpu(what),
         }
     }
 
@@ -175,4 +219,12 @@ impl GpuContext {
             .max_storage_buffer_binding_size
             .min(self.caps.limits.max_buffer_size)
     }
+}
+
+fn lost_message(reason: &str, detail: &str) -> String {
+    let detail = detail.trim();
+    let detail = if detail.is_empty() { "no details" } else { detail };
+    format!(
+        "device lost ({reason}): {detail}; create a new engine (the model must be loaded again)"
+    )
 }

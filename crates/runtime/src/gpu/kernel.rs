@@ -5,7 +5,6 @@ use super::device::GpuContext;
 use crate::Error;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use wgpu::util::DeviceExt;
 
 /// A compute pipeline and the layout of its group-0 bindings.
 pub struct Kernel {
@@ -88,14 +87,25 @@ impl GpuContext {
             padded.resize(data.len().div_ceil(4).max(1) * 4, 0);
             &padded
         };
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: bytes,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-            })
+        self.buffer_init(
+            label,
+            bytes,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        )
+    }
+
+    /// A buffer holding `bytes` (a multiple of 4 long), written through the queue rather
+    /// than mapped at creation: wgpu panics when mapping a buffer of a lost device, while
+    /// a write to one is only a reported error (see `device.rs` on device loss).
+    fn buffer_init(&self, label: &str, bytes: &[u8], usage: wgpu::BufferUsages) -> wgpu::Buffer {
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.len() as u64,
+            usage,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, bytes);
+        buffer
     }
 
     /// A zeroed storage buffer of `size` bytes (rounded up to 4).
@@ -114,12 +124,11 @@ impl GpuContext {
     pub fn uniform_init(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
         let mut padded = data.to_vec();
         padded.resize(data.len().div_ceil(16).max(1) * 16, 0);
-        self.device
-            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
-                label: Some(label),
-                contents: &padded,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            })
+        self.buffer_init(
+            label,
+            &padded,
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        )
     }
 
     /// Bind `buffers` to bindings 0, 1, 2, … of `kernel`'s group 0.

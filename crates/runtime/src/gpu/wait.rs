@@ -2,6 +2,13 @@
 //! keep running while a buffer maps, so every readback is a future. Natively the device is
 //! polled to completion first and the future is ready at once, so `pollster::block_on`
 //! over it never parks.
+//!
+//! Faults: every wait first checks that the device is not lost, and a wait that fails
+//! reports the loss (or the first device error) rather than a bare "map failed". Natively
+//! a callback that has still not run after the device was polled to completion is an
+//! error, never a park (a lost device may drop or forget callbacks), and a panic inside
+//! wgpu's poll (what wgpu 30 does when the driver reports the device lost) is caught and
+//! turned into the loss.
 
 use super::device::GpuContext;
 use crate::Error;
@@ -49,6 +56,19 @@ impl<T> Drop for Sender<T> {
     }
 }
 
+impl<T> Receiver<T> {
+    /// The value if it was sent, `Err(())` while the sender is still alive.
+    #[cfg(feature = "native")]
+    fn try_take(&self) -> Result<Option<T>, ()> {
+        let mut slot = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match slot.value.take() {
+            Some(v) => Ok(Some(v)),
+            None if slot.closed => Ok(None),
+            None => Err(()),
+        }
+    }
+}
+
 impl<T> Future for Receiver<T> {
     type Output = Option<T>;
 
@@ -68,15 +88,60 @@ impl<T> Future for Receiver<T> {
 impl GpuContext {
     /// Map `slice` for reading once the GPU has finished the work submitted before it.
     pub async fn map_read(&self, slice: wgpu::BufferSlice<'_>) -> Result<(), Error> {
+        self.check_alive()?;
         let (tx, rx) = oneshot();
         slice.map_async(wgpu::MapMode::Read, move |r| tx.send(r));
+        match self.settle(rx).await? {
+            Some(Ok(())) => Ok(()),
+            Some(Err(e)) => Err(self.failure(format!("readback failed: {e}"))),
+            None => Err(self.failure("the GPU never finished the readback".into())),
+        }
+    }
+
+    /// Wait until the GPU has finished everything submitted so far.
+    pub async fn wait_submitted(&self) -> Result<(), Error> {
+        self.check_alive()?;
+        let (tx, rx) = oneshot();
+        self.queue.on_submitted_work_done(move || tx.send(()));
+        match self.settle(rx).await? {
+            Some(()) => self.check(),
+            None => Err(self.failure("the GPU never finished its work".into())),
+        }
+    }
+
+    /// The outcome of a callback: natively after polling the device to completion (so it
+    /// has run, or never will), on the web by awaiting it.
+    async fn settle<T>(&self, rx: Receiver<T>) -> Result<Option<T>, Error> {
         #[cfg(feature = "native")]
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
-        rx.await
-            .ok_or_else(|| Error::Gpu("the GPU never finished the readback".into()))?
-            .map_err(|e| Error::Gpu(format!("readback failed: {e}")))
+        {
+            self.poll_to_completion()?;
+            rx.try_take()
+                .map_err(|()| self.failure("the GPU finished without answering".into()))
+        }
+        #[cfg(not(feature = "native"))]
+        Ok(rx.await)
+    }
+
+    /// Block until the device is idle. wgpu panics when the driver reports the device lost
+    /// during a poll; that panic is caught here and recorded as the loss.
+    #[cfg(feature = "native")]
+    fn poll_to_completion(&self) -> Result<(), Error> {
+        let polled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.device.poll(wgpu::PollType::wait_indefinitely())
+        }));
+        match polled {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(self.failure(format!("waiting for the GPU failed: {e}"))),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("wgpu panicked while waiting");
+                self.mark_lost("poll failed", detail);
+                Err(self.failure(String::new()))
+            }
+        }
     }
 }
 

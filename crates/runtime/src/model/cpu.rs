@@ -227,10 +227,10 @@ impl CpuSession {
             return Err(Error::InvalidRequest("no tokens to evaluate".into()));
         }
         if self.n_past + n > self.n_ctx {
-            return Err(Error::InvalidRequest(format!(
-                "context full: {} cached + {n} new tokens exceed the context size {}",
-                self.n_past, self.n_ctx
-            )));
+            return Err(Error::ContextFull {
+                needed: self.n_past + n,
+                n_ctx: self.n_ctx,
+            });
         }
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= cfg.n_vocab) {
             return Err(Error::InvalidRequest(format!(

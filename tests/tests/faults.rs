@@ -79,7 +79,11 @@ fn long_prompt(tok: &Tokenizer) -> Vec<u32> {
         .repeat(14);
     let mut ids = tok.encode(&text, false);
     ids.truncate(400);
-    assert!(ids.len() == 400 && ids.len() > PREFILL_CHUNK, "{}", ids.len());
+    assert!(
+        ids.len() == 400 && ids.len() > PREFILL_CHUNK,
+        "{}",
+        ids.len()
+    );
     ids
 }
 
@@ -235,7 +239,11 @@ fn cancel_during_decode_keeps_exactly_the_evaluated_tokens() {
         next.extend(t.tok.encode(" The end. Another story:", false));
         let cont = run(&mut s, &t.tok, &next, 8);
         assert!(cont.prefilled_tokens < next.len(), "the prefix is reused");
-        assert_eq!(cont.tokens, fresh(&model, &t.tok, &next, 8).tokens, "{driver}");
+        assert_eq!(
+            cont.tokens,
+            fresh(&model, &t.tok, &next, 8).tokens,
+            "{driver}"
+        );
     }
 }
 
@@ -250,9 +258,17 @@ fn a_full_context_is_a_typed_error_or_finish_reason_length() {
 
     // A prompt longer than the context: a typed error naming the sizes, nothing evaluated.
     let long: Vec<u32> = long_prompt(&t.tok)[..80].to_vec();
-    let err = generate(&mut s, &t.tok, &mut greedy(), &long, &opts(4), &mut |_| true)
-        .unwrap_err();
-    assert_eq!(err, Error::ContextFull { needed: 80, n_ctx: 64 });
+    let err = generate(&mut s, &t.tok, &mut greedy(), &long, &opts(4), &mut |_| {
+        true
+    })
+    .unwrap_err();
+    assert_eq!(
+        err,
+        Error::ContextFull {
+            needed: 80,
+            n_ctx: 64
+        }
+    );
     assert!(err.to_string().contains("64"), "{err}");
     assert_eq!(s.cached_tokens(), &cached[..], "the session is unchanged");
     let err = block_on(generate_async(
@@ -268,10 +284,19 @@ fn a_full_context_is_a_typed_error_or_finish_reason_length() {
         },
     ))
     .unwrap_err();
-    assert_eq!(err, Error::ContextFull { needed: 80, n_ctx: 64 });
+    assert_eq!(
+        err,
+        Error::ContextFull {
+            needed: 80,
+            n_ctx: 64
+        }
+    );
     // Evaluating past the end directly is the same error.
     let err = s.forward(&long[..70], Logits::Last).unwrap_err();
-    assert!(matches!(err, Error::ContextFull { n_ctx: 64, .. }), "{err:?}");
+    assert!(
+        matches!(err, Error::ContextFull { n_ctx: 64, .. }),
+        "{err:?}"
+    );
 
     // A generation that fills the context stops with `length` and loses nothing: its
     // tokens and text are what a large context generates for as many tokens.
@@ -290,7 +315,11 @@ fn a_full_context_is_a_typed_error_or_finish_reason_length() {
     )
     .unwrap();
     assert_eq!(g.finish_reason, FinishReason::Length);
-    assert_eq!(g.tokens.len(), 64 - 60 + 1, "the last token needs no position");
+    assert_eq!(
+        g.tokens.len(),
+        64 - 60 + 1,
+        "the last token needs no position"
+    );
     assert_eq!(s.cached_tokens().len(), 64);
     let unbounded = fresh(&model, &t.tok, prompt, g.tokens.len());
     assert_eq!(g.tokens, unbounded.tokens);
@@ -341,8 +370,15 @@ fn a_lost_device_is_an_error_and_a_new_engine_works() {
 
     // Every later call fails fast with the same error.
     let started = Instant::now();
-    let err = generate(&mut s, &t.tok, &mut greedy(), &prompt, &opts(4), &mut |_| true)
-        .unwrap_err();
+    let err = generate(
+        &mut s,
+        &t.tok,
+        &mut greedy(),
+        &prompt,
+        &opts(4),
+        &mut |_| true,
+    )
+    .unwrap_err();
     assert!(is_device_lost(&err), "{err:?}");
     let err = block_on(generate_async(
         &mut s,
@@ -363,13 +399,22 @@ fn a_lost_device_is_an_error_and_a_new_engine_works() {
     assert!(is_device_lost(&err), "{err:?}");
     let long = long_prompt(&t.tok);
     s.truncate(0);
-    let err = generate(&mut s, &t.tok, &mut greedy(), &long[..255], &opts(2), &mut |_| true)
-        .unwrap_err();
+    let err = generate(
+        &mut s,
+        &t.tok,
+        &mut greedy(),
+        &long[..255],
+        &opts(2),
+        &mut |_| true,
+    )
+    .unwrap_err();
     assert!(is_device_lost(&err), "{err:?}");
     let fail_fast = started.elapsed();
     assert!(fail_fast < Duration::from_secs(2), "{fail_fast:?}");
     // New sessions and loads on the lost device are refused too.
-    let err = GpuSession::new(Arc::clone(&model), 64).err().expect("refused");
+    let err = GpuSession::new(Arc::clone(&model), 64)
+        .err()
+        .expect("refused");
     assert!(is_device_lost(&err), "{err:?}");
     let err = t.load_on(Arc::clone(&model.ctx)).err().expect("refused");
     assert!(is_device_lost(&err), "{err:?}");
@@ -382,10 +427,19 @@ fn a_lost_device_is_an_error_and_a_new_engine_works() {
     model.ctx.device.destroy();
     // Before anything waited on the device (so before wgpu reported the loss), a new
     // session is an error too, not a panic (wgpu panics mapping a lost device's buffer).
-    let err = GpuSession::new(Arc::clone(&model), 64).err().expect("refused");
+    let err = GpuSession::new(Arc::clone(&model), 64)
+        .err()
+        .expect("refused");
     assert!(matches!(err, Error::Gpu(_)), "{err:?}");
-    let err = generate(&mut s, &t.tok, &mut greedy(), &prompt, &opts(4), &mut |_| true)
-        .unwrap_err();
+    let err = generate(
+        &mut s,
+        &t.tok,
+        &mut greedy(),
+        &prompt,
+        &opts(4),
+        &mut |_| true,
+    )
+    .unwrap_err();
     assert!(is_device_lost(&err), "{err:?}");
     drop((s, model));
 
@@ -402,7 +456,8 @@ fn sessions_sharing_a_model_interleave_token_by_token() {
     let prompts = [
         t.tok.encode("The capital of France is", false),
         t.tok.encode("def fibonacci(n):\n", false),
-        t.tok.encode("Here is a list of colours: red, green,", false),
+        t.tok
+            .encode("Here is a list of colours: red, green,", false),
     ];
     const N: usize = 10;
     let alone: Vec<Vec<u32>> = prompts

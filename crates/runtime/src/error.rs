@@ -18,7 +18,10 @@ pub enum Error {
     /// plus new) against a context of `n_ctx`. Nothing was evaluated; the session is
     /// unchanged. A generation that merely *fills* the context is not an error: it stops
     /// with finish reason `length` and returns its text.
-    ContextFull { needed: usize, n_ctx: usize },
+    ContextFull {
+        needed: usize,
+        n_ctx: usize,
+    },
     Cancelled,
     /// The GPU failed: no adapter, a kernel the device rejected, out of memory, device lost.
     /// After a device loss every later call on that device fails fast with this error; a

@@ -223,7 +223,11 @@ impl GpuContext {
 
 fn lost_message(reason: &str, detail: &str) -> String {
     let detail = detail.trim();
-    let detail = if detail.is_empty() { "no details" } else { detail };
+    let detail = if detail.is_empty() {
+        "no details"
+    } else {
+        detail
+    };
     format!(
         "device lost ({reason}): {detail}; create a new engine (the model must be loaded again)"
     )

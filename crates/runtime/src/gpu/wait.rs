@@ -110,15 +110,17 @@ impl GpuContext {
     }
 
     /// The outcome of a callback: natively after polling the device to completion (so it
-    /// has run, or never will), on the web by awaiting it.
+    /// has run, or never will).
+    #[cfg(feature = "native")]
     async fn settle<T>(&self, rx: Receiver<T>) -> Result<Option<T>, Error> {
-        #[cfg(feature = "native")]
-        {
-            self.poll_to_completion()?;
-            rx.try_take()
-                .map_err(|()| self.failure("the GPU finished without answering".into()))
-        }
-        #[cfg(not(feature = "native"))]
+        self.poll_to_completion()?;
+        rx.try_take()
+            .map_err(|()| self.failure("the GPU finished without answering".into()))
+    }
+
+    /// The outcome of a callback: on the web, by awaiting it (the event loop runs).
+    #[cfg(not(feature = "native"))]
+    async fn settle<T>(&self, rx: Receiver<T>) -> Result<Option<T>, Error> {
         Ok(rx.await)
     }
 

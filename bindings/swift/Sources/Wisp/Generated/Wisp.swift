@@ -753,7 +753,9 @@ public func FfiConverterTypeCancelToken_lower(_ value: CancelToken) -> UInt64 {
 public protocol EngineProtocol: AnyObject, Sendable {
     
     /**
-     * Stop the generation running now (it returns with `FinishReason.Cancelled`).
+     * Stop the generation running now, also during a long prompt's prefill (it returns
+     * with `FinishReason.Cancelled` and the text so far; the conversation cache keeps
+     * what was evaluated, so the next call reuses it).
      */
     func cancel() 
     
@@ -865,7 +867,9 @@ public convenience init(path: String, config: EngineConfig, progress: ProgressLi
 
     
     /**
-     * Stop the generation running now (it returns with `FinishReason.Cancelled`).
+     * Stop the generation running now, also during a long prompt's prefill (it returns
+     * with `FinishReason.Cancelled` and the text so far; the conversation cache keeps
+     * what was evaluated, so the next call reuses it).
      */
 open func cancel()  {try! rustCall() {
         uniffiCallStatus in
@@ -2177,9 +2181,16 @@ enum WispError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Gpu(detail: String
     )
     /**
-     * A bad argument: sampling values, a prompt longer than the context, …
+     * A bad argument: sampling values, an empty prompt, …
      */
     case InvalidRequest(detail: String
+    )
+    /**
+     * The prompt needs `needed` tokens but the context holds `context_size`. Nothing was
+     * evaluated and the cached conversation is kept: drop old turns and ask again. (An
+     * answer that fills the context is not an error: it ends with `FinishReason.Length`.)
+     */
+    case ContextFull(detail: String, needed: UInt32, contextSize: UInt32
     )
     /**
      * The chat template failed to render.
@@ -2252,18 +2263,23 @@ public struct FfiConverterTypeWispError: FfiConverterRustBuffer {
         case 6: return .InvalidRequest(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .Template(
+        case 7: return .ContextFull(
+            detail: try FfiConverterString.read(from: &buf), 
+            needed: try FfiConverterUInt32.read(from: &buf), 
+            contextSize: try FfiConverterUInt32.read(from: &buf)
+            )
+        case 8: return .Template(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Download(
+        case 9: return .Download(
             detail: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .ChecksumMismatch(
+        case 10: return .ChecksumMismatch(
             expected: try FfiConverterString.read(from: &buf), 
             actual: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .Cancelled
-        case 11: return .Internal(
+        case 11: return .Cancelled
+        case 12: return .Internal(
             detail: try FfiConverterString.read(from: &buf)
             )
 
@@ -2308,28 +2324,35 @@ public struct FfiConverterTypeWispError: FfiConverterRustBuffer {
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .Template(detail):
+        case let .ContextFull(detail,needed,contextSize):
             writeInt(&buf, Int32(7))
             FfiConverterString.write(detail, into: &buf)
+            FfiConverterUInt32.write(needed, into: &buf)
+            FfiConverterUInt32.write(contextSize, into: &buf)
             
         
-        case let .Download(detail):
+        case let .Template(detail):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(detail, into: &buf)
             
         
-        case let .ChecksumMismatch(expected,actual):
+        case let .Download(detail):
             writeInt(&buf, Int32(9))
+            FfiConverterString.write(detail, into: &buf)
+            
+        
+        case let .ChecksumMismatch(expected,actual):
+            writeInt(&buf, Int32(10))
             FfiConverterString.write(expected, into: &buf)
             FfiConverterString.write(actual, into: &buf)
             
         
         case .Cancelled:
-            writeInt(&buf, Int32(10))
+            writeInt(&buf, Int32(11))
         
         
         case let .Internal(detail):
-            writeInt(&buf, Int32(11))
+            writeInt(&buf, Int32(12))
             FfiConverterString.write(detail, into: &buf)
             
         }
@@ -2722,7 +2745,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_wisp_ffi_checksum_method_tokenlistener_on_text() != 33182) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_wisp_ffi_checksum_method_engine_cancel() != 12889) {
+    if (uniffi_wisp_ffi_checksum_method_engine_cancel() != 3447) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_wisp_ffi_checksum_method_engine_chat() != 2449) {

@@ -997,7 +997,7 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_wisp_ffi_checksum_method_tokenlistener_on_text() and 0xFFFF) != 33182) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
-    if ((lib.uniffi_wisp_ffi_checksum_method_engine_cancel() and 0xFFFF) != 12889) {
+    if ((lib.uniffi_wisp_ffi_checksum_method_engine_cancel() and 0xFFFF) != 3447) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_wisp_ffi_checksum_method_engine_chat() and 0xFFFF) != 2449) {
@@ -1813,7 +1813,9 @@ public object FfiConverterTypeCancelToken: FfiConverter<CancelToken, Long> {
 public interface EngineInterface {
     
     /**
-     * Stop the generation running now (it returns with `FinishReason.Cancelled`).
+     * Stop the generation running now, also during a long prompt's prefill (it returns
+     * with `FinishReason.Cancelled` and the text so far; the conversation cache keeps
+     * what was evaluated, so the next call reuses it).
      */
     fun `cancel`()
     
@@ -1976,7 +1978,9 @@ open class Engine: Disposable, AutoCloseable, EngineInterface
 
     
     /**
-     * Stop the generation running now (it returns with `FinishReason.Cancelled`).
+     * Stop the generation running now, also during a long prompt's prefill (it returns
+     * with `FinishReason.Cancelled` and the text so far; the conversation cache keeps
+     * what was evaluated, so the next call reuses it).
      */override fun `cancel`()
         = 
     callWithHandle {
@@ -3378,7 +3382,7 @@ sealed class WispException: kotlin.Exception() {
     }
     
     /**
-     * A bad argument: sampling values, a prompt longer than the context, …
+     * A bad argument: sampling values, an empty prompt, …
      */
     class InvalidRequest(
         
@@ -3386,6 +3390,23 @@ sealed class WispException: kotlin.Exception() {
         ) : WispException() {
         override val message
             get() = "detail=${ `detail` }"
+    }
+    
+    /**
+     * The prompt needs `needed` tokens but the context holds `context_size`. Nothing was
+     * evaluated and the cached conversation is kept: drop old turns and ask again. (An
+     * answer that fills the context is not an error: it ends with `FinishReason.Length`.)
+     */
+    class ContextFull(
+        
+        val `detail`: kotlin.String, 
+        
+        val `needed`: kotlin.UInt, 
+        
+        val `contextSize`: kotlin.UInt
+        ) : WispException() {
+        override val message
+            get() = "detail=${ `detail` }, needed=${ `needed` }, contextSize=${ `contextSize` }"
     }
     
     /**
@@ -3480,18 +3501,23 @@ public object FfiConverterTypeWispError : FfiConverterRustBuffer<WispException> 
             6 -> WispException.InvalidRequest(
                 FfiConverterString.read(buf),
                 )
-            7 -> WispException.Template(
+            7 -> WispException.ContextFull(
+                FfiConverterString.read(buf),
+                FfiConverterUInt.read(buf),
+                FfiConverterUInt.read(buf),
+                )
+            8 -> WispException.Template(
                 FfiConverterString.read(buf),
                 )
-            8 -> WispException.Download(
+            9 -> WispException.Download(
                 FfiConverterString.read(buf),
                 )
-            9 -> WispException.ChecksumMismatch(
+            10 -> WispException.ChecksumMismatch(
                 FfiConverterString.read(buf),
                 FfiConverterString.read(buf),
                 )
-            10 -> WispException.Cancelled()
-            11 -> WispException.Internal(
+            11 -> WispException.Cancelled()
+            12 -> WispException.Internal(
                 FfiConverterString.read(buf),
                 )
             else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
@@ -3529,6 +3555,13 @@ public object FfiConverterTypeWispError : FfiConverterRustBuffer<WispException> 
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterString.allocationSize(value.`detail`)
+            )
+            is WispException.ContextFull -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`detail`)
+                + FfiConverterUInt.allocationSize(value.`needed`)
+                + FfiConverterUInt.allocationSize(value.`contextSize`)
             )
             is WispException.Template -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -3590,28 +3623,35 @@ public object FfiConverterTypeWispError : FfiConverterRustBuffer<WispException> 
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is WispException.Template -> {
+            is WispException.ContextFull -> {
                 buf.putInt(7)
                 FfiConverterString.write(value.`detail`, buf)
+                FfiConverterUInt.write(value.`needed`, buf)
+                FfiConverterUInt.write(value.`contextSize`, buf)
                 Unit
             }
-            is WispException.Download -> {
+            is WispException.Template -> {
                 buf.putInt(8)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }
-            is WispException.ChecksumMismatch -> {
+            is WispException.Download -> {
                 buf.putInt(9)
+                FfiConverterString.write(value.`detail`, buf)
+                Unit
+            }
+            is WispException.ChecksumMismatch -> {
+                buf.putInt(10)
                 FfiConverterString.write(value.`expected`, buf)
                 FfiConverterString.write(value.`actual`, buf)
                 Unit
             }
             is WispException.Cancelled -> {
-                buf.putInt(10)
+                buf.putInt(11)
                 Unit
             }
             is WispException.Internal -> {
-                buf.putInt(11)
+                buf.putInt(12)
                 FfiConverterString.write(value.`detail`, buf)
                 Unit
             }

@@ -5,6 +5,18 @@
 //! download can fetch just the header. Every count and size is checked against the bytes
 //! that could possibly hold it before anything is allocated, so a hostile header cannot
 //! ask for a giant allocation, and recursion into nested arrays is bounded.
+//!
+//! Bytes present are not enough of a bound: a record can be tiny on disk and large in
+//! memory (an empty string is 8 bytes in the file and a 24-byte `String` plus its slot;
+//! a key/value pair of ~20 bytes costs a few hundred in maps and strings). So the reader
+//! also charges an over-estimate of the memory each record will take, before allocating
+//! it, against a budget of the file's size plus [`MEMORY_SLACK`] (or [`MAX_HEADER_BYTES`]
+//! plus the slack when the length is unknown). Memory-mapping the file costs its size
+//! once more, so loading a header never takes more than twice the file plus the slack.
+//! Real model files use a small fraction of it (Qwen2.5-0.5B's 151k tokens and merges
+//! charge 20.6 MB of a 491 MB file's budget); the tightest real case is a header-only
+//! file: llama.cpp's `ggml-vocab-gemma-4.gguf` (15.8 MB, 262k tokens and 514k merges)
+//! charges 53.1 MB of its 66.1 MB.
 
 use crate::quant::GgmlType;
 use std::collections::HashMap;
@@ -20,6 +32,15 @@ const MAX_ARRAY_DEPTH: u32 = 4;
 /// A header (metadata + tensor table) larger than this is refused: the largest real
 /// vocabularies (262k tokens with scores and merges) need ~20 MiB.
 pub const MAX_HEADER_BYTES: u64 = 512 << 20;
+/// Memory a header may take beyond the file's own size (see the module docs).
+pub const MEMORY_SLACK: u64 = 48 << 20;
+
+/// Memory charged per string beyond its bytes: allocator overhead and rounding (glibc
+/// and dlmalloc keep 8–16 bytes per block and round to 16).
+const STRING_COST: u64 = 32;
+/// A hash-map slot (key + index, at worst half the table empty) of the key and tensor
+/// indexes.
+const INDEX_SLOT_COST: u64 = 2 * (std::mem::size_of::<(String, usize)>() as u64 + 1);
 
 /// Why a GGUF header could not be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,7 +70,13 @@ pub enum GgufError {
     DuplicateKey(String),
     DuplicateTensor(String),
     HeaderTooLarge {
+        what: String,
         needed: u64,
+    },
+    /// The header's in-memory form would outgrow its budget (see the module docs).
+    MemoryLimit {
+        what: String,
+        limit: u64,
     },
 }
 
@@ -85,9 +112,14 @@ impl fmt::Display for GgufError {
             ),
             GgufError::DuplicateKey(k) => write!(f, "corrupt GGUF file: duplicate metadata key {k:?}"),
             GgufError::DuplicateTensor(t) => write!(f, "corrupt GGUF file: duplicate tensor name {t:?}"),
-            GgufError::HeaderTooLarge { needed } => write!(
+            GgufError::HeaderTooLarge { what, needed } => write!(
                 f,
-                "GGUF header would be {needed} bytes, over the {MAX_HEADER_BYTES}-byte limit: refusing the file"
+                "GGUF header would be {needed} bytes (at {what}), over the {MAX_HEADER_BYTES}-byte limit: refusing the file"
+            ),
+            GgufError::MemoryLimit { what, limit } => write!(
+                f,
+                "GGUF header needs too much memory: {what} takes it over {limit} bytes (the file's size + {} MiB): refusing the file",
+                MEMORY_SLACK >> 20
             ),
         }
     }
@@ -316,6 +348,10 @@ impl GgufHeader {
             bytes,
             pos: 0,
             file_len,
+            mem_used: 0,
+            mem_limit: file_len
+                .unwrap_or(MAX_HEADER_BYTES)
+                .saturating_add(MEMORY_SLACK),
         };
         let magic: [u8; 4] = r.take(4, "magic")?.try_into().expect("4 bytes");
         if magic != MAGIC {
@@ -332,12 +368,19 @@ impl GgufHeader {
         r.check_count(n_kv, 13, "metadata count")?;
         r.check_count(n_tensors, 32, "tensor count")?;
 
+        r.charge(
+            n_kv,
+            std::mem::size_of::<(String, Value)>() as u64 + INDEX_SLOT_COST,
+            "the metadata count",
+        )?;
         let mut metadata = Vec::with_capacity(n_kv as usize);
         let mut key_index = HashMap::with_capacity(n_kv as usize);
         for _ in 0..n_kv {
             let key = r.string("metadata key")?;
             let type_id = r.u32("metadata value type")?;
             let value = r.value(&key, type_id, 0)?;
+            // The index holds a second copy of the key.
+            r.charge(1, STRING_COST + key.len() as u64, "metadata keys")?;
             if key_index.insert(key.clone(), metadata.len()).is_some() {
                 return Err(GgufError::DuplicateKey(key));
             }
@@ -360,10 +403,26 @@ impl GgufHeader {
             ggml_type: GgmlType,
             rel_offset: u64,
         }
+        // Each tensor: its raw record and its final one, a pointer in the overlap check,
+        // an index slot.
+        r.charge(
+            n_tensors,
+            (std::mem::size_of::<RawTensor>()
+                + std::mem::size_of::<TensorInfo>()
+                + std::mem::size_of::<usize>()) as u64
+                + INDEX_SLOT_COST,
+            "the tensor count",
+        )?;
         let mut raw = Vec::with_capacity(n_tensors as usize);
         let mut tensor_index = HashMap::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
             let name = r.string("tensor name")?;
+            // The index's copy of the name, and the dimensions.
+            r.charge(
+                1,
+                2 * STRING_COST + name.len() as u64 + 8 * MAX_DIMS as u64,
+                "the tensor table",
+            )?;
             let n_dims = r.u32("tensor dimension count")?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(GgufError::Corrupt(format!(
@@ -515,12 +574,18 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     file_len: Option<u64>,
+    /// Memory charged so far for what the parse keeps, and the budget.
+    mem_used: u64,
+    mem_limit: u64,
 }
 
 impl<'a> Reader<'a> {
     fn short(&self, needed: u64, what: &str) -> GgufError {
         if needed > MAX_HEADER_BYTES {
-            return GgufError::HeaderTooLarge { needed };
+            return GgufError::HeaderTooLarge {
+                what: what.to_string(),
+                needed,
+            };
         }
         match self.file_len {
             // Compare as u64: `file_len as usize` would wrap for files over 4 GiB on wasm32.
@@ -560,6 +625,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Charge `count` items of `each` bytes of memory against the budget, before the
+    /// caller allocates them.
+    fn charge(&mut self, count: u64, each: u64, what: &str) -> Result<(), GgufError> {
+        match count
+            .checked_mul(each)
+            .and_then(|n| n.checked_add(self.mem_used))
+        {
+            Some(total) if total <= self.mem_limit => {
+                self.mem_used = total;
+                Ok(())
+            }
+            _ => Err(GgufError::MemoryLimit {
+                what: what.to_string(),
+                limit: self.mem_limit,
+            }),
+        }
+    }
+
     fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
         Ok(u32::from_le_bytes(
             self.take(4, what)?.try_into().expect("4 bytes"),
@@ -575,6 +658,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let len = self.u64(what)?;
         self.check_count(len, 1, what)?;
+        self.charge(1, STRING_COST.saturating_add(len), what)?;
         let b = self.take(len, what)?;
         Ok(String::from_utf8_lossy(b).into_owned())
     }
@@ -639,6 +723,14 @@ impl<'a> Reader<'a> {
             }
         };
         self.check_count(count, min_size, key)?;
+        // The vector itself (each string's bytes and each inner array are charged as
+        // they are read).
+        let slot = match elem_type {
+            8 => std::mem::size_of::<String>(),
+            9 => std::mem::size_of::<Array>(),
+            _ => min_size as usize,
+        };
+        self.charge(count, slot as u64, key)?;
         let n = count as usize;
         macro_rules! fixed {
             ($variant:ident, $ty:ty, $size:literal) => {{

@@ -888,6 +888,30 @@ pub fn amplifiers() -> Vec<(&'static str, Make, &'static str)> {
             "metadata",
         ),
         (
+            "embedding length as a 40M-element array",
+            || {
+                let mut g = tiny_llama();
+                // An error message that printed the value would take 3 bytes per element.
+                let n = 40 << 20;
+                g.set(
+                    "llama.embedding_length",
+                    raw_array(ty::U8, n, &vec![0; n as usize]),
+                );
+                g.bytes()
+            },
+            "llama.embedding_length",
+        ),
+        (
+            "architecture a 40 MB string of control characters",
+            || {
+                let mut g = tiny_llama();
+                // `{:?}` would write each byte as `\u{1}`: 6 bytes.
+                g.set("general.architecture", V::Str("\u{1}".repeat(40 << 20)));
+                g.bytes()
+            },
+            "architecture",
+        ),
+        (
             "700k tensors",
             || {
                 let n = (AMPLIFIER_BYTES / 71) as u64;

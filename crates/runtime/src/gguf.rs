@@ -80,6 +80,20 @@ pub enum GgufError {
     },
 }
 
+/// A name or key quoted for an error message, clipped: a hostile file's names can be
+/// megabytes long, and `{:?}` escapes each control byte into up to 10 bytes.
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
+}
+
 impl fmt::Display for GgufError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -88,7 +102,8 @@ impl fmt::Display for GgufError {
             }
             GgufError::Truncated { what, needed, file_len } => write!(
                 f,
-                "GGUF file is truncated: {what} needs {needed} bytes but the file has {file_len}"
+                "GGUF file is truncated: {} needs {needed} bytes but the file has {file_len}",
+                clip(what)
             ),
             GgufError::BadMagic(m) => write!(
                 f,
@@ -103,25 +118,43 @@ impl fmt::Display for GgufError {
                 }
             }
             GgufError::Corrupt(msg) => write!(f, "corrupt GGUF file: {msg}"),
-            GgufError::UnknownValueType { key, type_id } => {
-                write!(f, "corrupt GGUF file: metadata key {key:?} has unknown value type {type_id}")
-            }
+            GgufError::UnknownValueType { key, type_id } => write!(
+                f,
+                "corrupt GGUF file: metadata key {} has unknown value type {type_id}",
+                shown(key)
+            ),
             GgufError::UnknownTensorType { tensor, type_id } => write!(
                 f,
-                "tensor {tensor:?} has unknown ggml type id {type_id} (not a type this version of Wisp knows)"
+                "tensor {} has unknown ggml type id {type_id} (not a type this version of Wisp knows)",
+                shown(tensor)
             ),
-            GgufError::DuplicateKey(k) => write!(f, "corrupt GGUF file: duplicate metadata key {k:?}"),
-            GgufError::DuplicateTensor(t) => write!(f, "corrupt GGUF file: duplicate tensor name {t:?}"),
+            GgufError::DuplicateKey(k) => {
+                write!(f, "corrupt GGUF file: duplicate metadata key {}", shown(k))
+            }
+            GgufError::DuplicateTensor(t) => {
+                write!(f, "corrupt GGUF file: duplicate tensor name {}", shown(t))
+            }
             GgufError::HeaderTooLarge { what, needed } => write!(
                 f,
-                "GGUF header would be {needed} bytes (at {what}), over the {MAX_HEADER_BYTES}-byte limit: refusing the file"
+                "GGUF header would be {needed} bytes (at {}), over the {MAX_HEADER_BYTES}-byte limit: refusing the file",
+                clip(what)
             ),
             GgufError::MemoryLimit { what, limit } => write!(
                 f,
-                "GGUF header needs too much memory: {what} takes it over {limit} bytes (the file's size + {} MiB): refusing the file",
+                "GGUF header needs too much memory: {} takes it over {limit} bytes (the file's size + {} MiB): refusing the file",
+                clip(what),
                 MEMORY_SLACK >> 20
             ),
         }
+    }
+}
+
+/// Unquoted text (a field description, or a key) clipped like [`shown`].
+fn clip(s: &str) -> String {
+    if s.len() <= 80 {
+        s.to_string()
+    } else {
+        shown(s)
     }
 }
 
@@ -277,6 +310,17 @@ impl Value {
         }
     }
 
+    /// A short description for error messages: scalars as they are, strings clipped,
+    /// arrays by length and element type (never the elements: an error message must
+    /// not be megabytes of a hostile file).
+    pub fn describe(&self) -> String {
+        match self {
+            Value::String(s) => format!("the string {}", shown(s)),
+            Value::Array(a) => format!("an array of {} {}", a.len(), a.type_name()),
+            other => format!("{other:?}"),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::U8(_) => "u8",
@@ -392,7 +436,8 @@ impl GgufHeader {
             Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
             Some(v) => {
                 return Err(GgufError::Corrupt(format!(
-                    "general.alignment must be a power-of-two u32, got {v:?}"
+                    "general.alignment must be a power-of-two u32, got {}",
+                    v.describe()
                 )))
             }
         };
@@ -426,7 +471,8 @@ impl GgufHeader {
             let n_dims = r.u32("tensor dimension count")?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                    "tensor {} has {n_dims} dimensions (1 to {MAX_DIMS} allowed)",
+                    shown(&name)
                 )));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
@@ -462,44 +508,47 @@ impl GgufHeader {
                 .filter(|&n| n < (1u64 << 62))
                 .ok_or_else(|| {
                     GgufError::Corrupt(format!(
-                        "tensor {:?} has dimensions {:?} whose product overflows",
-                        t.name, t.dims
+                        "tensor {} has dimensions {:?} whose product overflows",
+                        shown(&t.name),
+                        t.dims
                     ))
                 })?;
             if t.dims.contains(&0) {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} has a zero dimension {:?}",
-                    t.name, t.dims
+                    "tensor {} has a zero dimension {:?}",
+                    shown(&t.name),
+                    t.dims
                 )));
             }
             if t.dims[0] % t.ggml_type.block_size() != 0 {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} row length {} is not a multiple of the {} block size {}",
-                    t.name,
+                    "tensor {} row length {} is not a multiple of the {} block size {}",
+                    shown(&t.name),
                     t.dims[0],
                     t.ggml_type,
                     t.ggml_type.block_size()
                 )));
             }
             let n_bytes = t.ggml_type.bytes_for(n_elements).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} byte size overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} byte size overflows", shown(&t.name)))
             })?;
             if t.rel_offset % alignment != 0 {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} offset {} is not a multiple of the alignment {alignment}",
-                    t.name, t.rel_offset
+                    "tensor {} offset {} is not a multiple of the alignment {alignment}",
+                    shown(&t.name),
+                    t.rel_offset
                 )));
             }
             let offset = data_offset.checked_add(t.rel_offset).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} offset overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} offset overflows", shown(&t.name)))
             })?;
             let end = offset.checked_add(n_bytes).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} extent overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} extent overflows", shown(&t.name)))
             })?;
             if let Some(file_len) = file_len {
                 if end > file_len {
                     return Err(GgufError::Truncated {
-                        what: format!("tensor {:?}", t.name),
+                        what: format!("tensor {}", shown(&t.name)),
                         needed: end,
                         file_len,
                     });
@@ -521,8 +570,9 @@ impl GgufHeader {
         for pair in by_offset.windows(2) {
             if pair[0].offset + pair[0].n_bytes > pair[1].offset {
                 return Err(GgufError::Corrupt(format!(
-                    "tensors {:?} and {:?} overlap",
-                    pair[0].name, pair[1].name
+                    "tensors {} and {} overlap",
+                    shown(&pair[0].name),
+                    shown(&pair[1].name)
                 )));
             }
         }
@@ -696,7 +746,8 @@ impl<'a> Reader<'a> {
             0 => Ok(false),
             1 => Ok(true),
             b => Err(GgufError::Corrupt(format!(
-                "metadata {key:?} has bool byte {b}"
+                "metadata {} has bool byte {b}",
+                shown(key)
             ))),
         }
     }
@@ -704,7 +755,8 @@ impl<'a> Reader<'a> {
     fn array(&mut self, key: &str, depth: u32) -> Result<Array, GgufError> {
         if depth >= MAX_ARRAY_DEPTH {
             return Err(GgufError::Corrupt(format!(
-                "metadata {key:?} nests arrays deeper than {MAX_ARRAY_DEPTH}"
+                "metadata {} nests arrays deeper than {MAX_ARRAY_DEPTH}",
+                shown(key)
             )));
         }
         let elem_type = self.u32(key)?;

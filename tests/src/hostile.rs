@@ -693,6 +693,14 @@ pub fn broken() -> Vec<Case> {
             }),
             &[key],
         ));
+        // 2^32 wraps to 0 in a 32-bit usize (wasm32).
+        c.push(case(
+            format!("{key} = 2^32"),
+            with(|g| {
+                g.set(key, V::Raw(ty::U64, (1u64 << 32).to_le_bytes().to_vec()));
+            }),
+            &[key, "4294967296"],
+        ));
         c.push(case(
             format!("{key} = 0"),
             with(|g| {

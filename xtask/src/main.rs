@@ -1,5 +1,6 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
+mod bench;
 mod fuzz;
 mod mobile;
 mod models;
@@ -27,6 +28,8 @@ commands:
   kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
   swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
   mobile-targets     check iOS and build the Android static library
+  bench [OPTIONS]    speed: wisp bench on every model + the roofline; --vs llama.cpp compares;
+                     --smoke is CI's check (see xtask/src/bench.rs)
   synth [OPTIONS]    write random-weight GGUFs of the 2B-4B families (see xtask/src/synth_cmd.rs)
 ";
 
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         Some("swift") => mobile::swift(),
         Some("mobile-targets") => mobile::mobile_targets(),
         Some("synth") => synth_cmd::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");
@@ -158,6 +162,8 @@ fn ci(full: bool) -> Result<(), String> {
         let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
         fuzz::fuzz(&targets, None, Some(fuzz::SMOKE_SECONDS as u64))
     })?;
+    // Benchmarks are not timed tests: this only checks the tools run and report sane JSON.
+    step("bench smoke", &mut || bench::main(&["--smoke".to_string()]))?;
     step("browser", &mut || web::js_test(true))?;
     step("kotlin", &mut mobile::kotlin)?;
     step("swift", &mut mobile::swift)?;

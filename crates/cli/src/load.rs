@@ -1,6 +1,6 @@
 //! Opening a model as the global flags ask: integrity check, device choice, context size.
 
-use crate::{Device, ModelArgs};
+use crate::{Device, LoadFlags, ModelArgs};
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
@@ -109,7 +109,7 @@ impl Loaded {
 }
 
 /// The device options the global flags ask for.
-pub fn device_options(args: &ModelArgs) -> DeviceOptions {
+pub fn device_options(args: &LoadFlags) -> DeviceOptions {
     DeviceOptions {
         webgpu_default_limits: args.webgpu_default_limits,
         no_f16: args.no_f16,

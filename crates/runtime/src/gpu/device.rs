@@ -2,8 +2,9 @@
 //!
 //! Wisp asks for the adapter's real limits (larger buffers, more storage bindings) unless
 //! told to behave like the WebGPU spec floor (`webgpu_default_limits`), and for the
-//! optional features it can use: `shader-f16`, `subgroups`, `timestamp-query`. Every
-//! kernel has a path without each optional feature.
+//! optional features it can use: `shader-f16`, `subgroups`, and (only when a benchmark
+//! asks, `DeviceOptions::timestamps`) `timestamp-query`. Every kernel has a path without
+//! each optional feature.
 
 use crate::Error;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,9 @@ pub struct DeviceOptions {
     pub no_f16: bool,
     /// Behave as if the adapter lacked subgroups.
     pub no_subgroups: bool,
+    /// Request `timestamp-query` where the adapter has it (benchmarks only: it is opt-in
+    /// so ordinary devices are created with no more than they use).
+    pub timestamps: bool,
 }
 
 /// What the device granted.
@@ -104,7 +108,7 @@ impl GpuContext {
         if available.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
-        if available.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        if available.contains(wgpu::Features::TIMESTAMP_QUERY) && opts.timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
         let limits = if opts.webgpu_default_limits {

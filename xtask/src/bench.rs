@@ -338,9 +338,11 @@ fn print_kernels(k: &Value) {
             .cloned()
             .unwrap_or(Value::Null)
     };
+    // The head's rows shrink for wide types (one binding must hold it): name the largest.
     let shape_of = |shape: &str| {
         list.iter()
-            .find(|e| e["shape"] == shape)
+            .filter(|e| e["shape"] == shape)
+            .max_by_key(|e| e["rows"].as_u64())
             .map(|e| format!("{}×{}×{}", e["rows"], e["cols"], e["n_tokens"]))
             .unwrap_or_default()
     };

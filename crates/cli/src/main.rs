@@ -215,7 +215,12 @@ fn main() -> ExitCode {
         Err(e) => {
             // Usage errors follow the error rule too: one line naming the problem.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them next.
+            if first.ends_with(':') {
+                first = format!("{first} {}", lines.next().unwrap_or(""));
+            }
             eprintln!(
                 "wisp: {} (see wisp --help)",
                 first.trim_start_matches("error: ")

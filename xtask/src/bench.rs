@@ -205,29 +205,56 @@ fn with_lp(cmd: &mut Command, o: &Opts) {
     };
 }
 
-/// Run a command and parse the last line of its stdout as JSON.
+/// Longest a single benchmark run may take before it is stopped (a hung peer must not
+/// hang the table; the slowest run here, Qwen2.5 pp512 on a loaded lavapipe, takes minutes).
+const RUN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45 * 60);
+
+/// Run a command and parse the last line of its stdout as JSON; stop it after
+/// [`RUN_TIMEOUT`].
 fn json_of(cmd: &mut Command) -> Result<Value, String> {
-    cmd.current_dir(workspace_root());
-    let out = cmd
-        .output()
-        .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
+    let name = format!("{:?}", cmd.get_program());
+    let dir = target_dir().join("bench-runs");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let (out_path, err_path) = (
+        dir.join(format!("{}.out", std::process::id())),
+        dir.join(format!("{}.err", std::process::id())),
+    );
+    let file = |p: &Path| std::fs::File::create(p).map_err(|e| format!("{}: {e}", p.display()));
+    let mut child = cmd
+        .current_dir(workspace_root())
+        .stdout(file(&out_path)?)
+        .stderr(file(&err_path)?)
+        .spawn()
+        .map_err(|e| format!("cannot start {name}: {e}"))?;
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            break status;
+        }
+        if started.elapsed() > RUN_TIMEOUT {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "{name} took over {} min; stopped",
+                RUN_TIMEOUT.as_secs() / 60
+            ));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    if !status.success() {
         let why = stderr.lines().last().unwrap_or("no message");
-        return Err(format!(
-            "{:?} failed ({}): {why}",
-            cmd.get_program(),
-            out.status
-        ));
+        return Err(format!("{name} failed ({status}): {why}"));
     }
     let line = stdout
         .lines()
         .rev()
         .find(|l| !l.trim().is_empty())
         .unwrap_or("");
-    serde_json::from_str(line)
-        .map_err(|e| format!("{:?} printed no JSON ({e}): {line:?}", cmd.get_program()))
+    serde_json::from_str(line).map_err(|e| format!("{name} printed no JSON ({e}): {line:?}"))
 }
 
 fn wisp_bench(
@@ -475,10 +502,21 @@ fn vs_llama(o: &Opts, wisp: &Path, models: &[ModelRun]) -> Result<(), String> {
         let mut line = format!("| {name} |");
         for (key, digits) in [("pp_tok_s", 1), ("tg_tok_s", 2)] {
             let (a, b, d) = (f(w, key), f(v, key), f(c, key));
+            // A side that failed shows as "-", not NaN.
+            let num = |x: f64, digits: usize, unit: &str| {
+                if x.is_finite() {
+                    format!("{x:.digits$}{unit}")
+                } else {
+                    "-".to_string()
+                }
+            };
             line += &format!(
-                " {a:.digits$} | {b:.digits$} | {:.2}× | {d:.digits$} | {:.2}× |",
-                a / b,
-                a / d
+                " {} | {} | {} | {} | {} |",
+                num(a, digits, ""),
+                num(b, digits, ""),
+                num(a / b, 2, "×"),
+                num(d, digits, ""),
+                num(a / d, 2, "×")
             );
         }
         println!("{line}");

@@ -1,5 +1,6 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
+mod fuzz;
 mod mobile;
 mod models;
 mod serve;
@@ -20,6 +21,8 @@ commands:
   js                 build the npm package (wasm + JS) into bindings/js/dist
   js-test [--no-build]  the browser tests (package and demo) in headless Chromium
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+  fuzz [--runs N] [--seconds S] [TARGET]...
+                     run the fuzz targets (default: all, 20 s each; needs nightly + cargo-fuzz)
   bindings [--check] regenerate the Swift/Kotlin bindings (--check: fail on drift)
   kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
   swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("fuzz") => fuzz::main(&args[1..]),
         Some("js") => web::js(),
         Some("demo") => web::demo(!args.iter().any(|a| a == "--no-build")),
         Some("js-test") => web::js_test(!args.iter().any(|a| a == "--no-build")),
@@ -148,6 +152,11 @@ fn ci(full: bool) -> Result<(), String> {
             cmd.env("WISP_FULL", "1");
         }
         run(&mut cmd)
+    })?;
+    // A short smoke of every fuzz target (the long campaigns are run by hand).
+    step("fuzz", &mut || {
+        let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+        fuzz::fuzz(&targets, None, Some(fuzz::SMOKE_SECONDS as u64))
     })?;
     step("browser", &mut || web::js_test(true))?;
     step("kotlin", &mut mobile::kotlin)?;

@@ -118,8 +118,8 @@ fn build_with(ty: &str, kernel: &str, f16: bool, more: &[&str]) -> Option<String
 
 /// Rows per mat-vec workgroup (must match `ROWS` in matvec.wgsl).
 const MATVEC_ROWS: u32 = 8;
-/// Rows per workgroup of the row-per-invocation mat-vec (`ROWS` in matvec_rows.wgsl).
-const MATVEC_ROWS_PER_GROUP: u32 = 32;
+/// Rows per workgroup of the row-per-invocation mat-vec (`ROWS * RPI` in matvec_rows.wgsl).
+const MATVEC_ROWS_PER_GROUP: u32 = 64;
 /// Tokens per mat-vec pass (`TOK` in matvec.wgsl).
 const MATVEC_TOKENS: u32 = 8;
 /// Matmul tile: rows x tokens (`TM`, `TN` in matmul.wgsl).
@@ -148,12 +148,10 @@ pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
     build_with(ty, MATVEC_ROWS_SRC, false, &defines)
 }
 
-/// Workgroups for [`matvec_rows`]: 64 rows (256 when `single`) per workgroup over x/y,
+/// Workgroups for [`matvec_rows`]: 64 rows per workgroup over x/y,
 /// 8 tokens (or one, when `single`) per z slice.
 pub fn matvec_rows_groups(rows: u32, n_tokens: u32, single: bool) -> (u32, u32, u32) {
-    // Each invocation takes `RPI` rows: 8 for one token, 2 for a batch.
-    let rows_per_group = MATVEC_ROWS_PER_GROUP * if single { 8 } else { 2 };
-    let (x, y) = spread(rows.div_ceil(rows_per_group));
+    let (x, y) = spread(rows.div_ceil(MATVEC_ROWS_PER_GROUP));
     let per = if single { 1 } else { MATVEC_TOKENS };
     (x, y, n_tokens.div_ceil(per).max(1))
 }

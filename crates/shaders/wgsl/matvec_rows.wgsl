@@ -30,12 +30,14 @@ struct MatParams {
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<uniform> P: MatParams;
 
-// Invocations per workgroup.
-const ROWS: u32 = 32u;
+// ROWS invocations per workgroup, RPI rows each: 64 rows per workgroup either way, so
+// the 192- to 1536-row matrices of small models still spread over the device's threads.
 #if TOK1
+const ROWS: u32 = 8u;
 const TOK: u32 = 1u;
 const RPI: u32 = 8u;
 #else
+const ROWS: u32 = 32u;
 const TOK: u32 = 8u;
 const RPI: u32 = 2u;
 #endif
@@ -87,7 +89,7 @@ fn xv(i: u32) -> vec4<f32> {
 }
 #endif
 
-@compute @workgroup_size(32)
+@compute @workgroup_size(ROWS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) li: u32) {

@@ -490,18 +490,9 @@ fn push_matmul(
     key: &str,
 ) -> Result<(), Error> {
     let ctx = &model.ctx;
-    let kernel = if batched {
-        model.kernels.matmul(ctx, w.ty)?
-    } else {
-        model.kernels.matvec_single(ctx, w.ty)?
-    };
+    let (kernel, groups_fn) = model.kernels.for_weights(ctx, w.ty, batched)?;
     for (ci, chunk) in w.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, w.cols, chunk.row_start as u32);
-        let groups_fn = if batched {
-            wisp_shaders::quant::matmul_groups
-        } else {
-            wisp_shaders::quant::matvec_single_groups
-        };
         g.push(
             ctx,
             &kernel,

@@ -236,6 +236,7 @@ pub fn kernels(
             "{}",
             json!({
                 "device": r.adapter, "backend": r.backend, "f16": r.f16, "timer": r.timer.name(),
+                "layout": format!("{:?}", r.layout),
                 "lp_num_threads": lp_threads(), "stream_bytes": r.stream_bytes,
                 "stream_gb_s": r.stream_gb_s, "peak_gflop_s": r.peak_gflop_s, "kernels": kernels,
             })
@@ -243,10 +244,11 @@ pub fn kernels(
         return Ok(());
     }
     println!(
-        "device: {} ({}), shader-f16 {}, timed by {}, LP_NUM_THREADS {}",
+        "device: {} ({}), shader-f16 {}, kernels {:?}, timed by {}, LP_NUM_THREADS {}",
         r.adapter,
         r.backend,
         if r.f16 { "yes" } else { "no" },
+        r.layout,
         r.timer.name(),
         std::env::var("LP_NUM_THREADS").unwrap_or_else(|_| "unset".into())
     );

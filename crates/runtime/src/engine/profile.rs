@@ -368,16 +368,8 @@ mod native {
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<Dispatch, Error> {
-        let (kernel, groups) = match kind {
-            MatKind::MatVec => (
-                kernels.matvec_single(ctx, ty)?,
-                wisp_shaders::quant::matvec_single_groups(rows as u32, n_tokens),
-            ),
-            MatKind::MatMul => (
-                kernels.matmul(ctx, ty)?,
-                wisp_shaders::quant::matmul_groups(rows as u32, n_tokens),
-            ),
-        };
+        let (kernel, groups_fn) = kernels.for_weights(ctx, ty, kind == MatKind::MatMul)?;
+        let groups = groups_fn(rows as u32, n_tokens);
         let params = ctx.uniform_init(
             "params",
             &mat_params(rows, cols, n_tokens, 0, cols as u32, 0, rows as u32, false),
@@ -446,6 +438,8 @@ mod native {
         pub adapter: String,
         pub backend: String,
         pub f16: bool,
+        /// Which matrix kernels the device runs (GPU layout or one row per invocation).
+        pub layout: crate::gpu::MatLayout,
         pub timer: TimerKind,
         pub stream_bytes: u64,
         pub stream_gb_s: f64,
@@ -507,7 +501,7 @@ mod native {
             ]
         };
 
-        let kernels = Kernels::new(ctx.caps.f16);
+        let kernels = Kernels::new(ctx.caps.f16, ctx.caps.mat_layout);
         let align = ctx.caps.limits.min_storage_buffer_offset_alignment.max(256) as u64;
         let buf_size = (ctx.max_binding().min(128 << 20)) / align * align;
         let pool_bytes: u64 = if opts.quick { 16 << 20 } else { 256 << 20 };
@@ -598,6 +592,7 @@ mod native {
             adapter: ctx.caps.adapter_name.clone(),
             backend: ctx.caps.backend.clone(),
             f16: ctx.caps.f16,
+            layout: ctx.caps.mat_layout,
             timer: timer.kind(),
             stream_bytes,
             stream_gb_s,

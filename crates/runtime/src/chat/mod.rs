@@ -24,11 +24,16 @@
 //! runs on a fuel budget and an output cap ([`Limits`]): a template that loops forever
 //! or prints gigabytes fails with [`Error::Template`] in well under a second.
 //!
+//! Message content is untrusted too: [`chat_prompt_tokens`] lets control tokens come
+//! only from the template's own markup and tokenizes content as plain text (modules
+//! `content` and `prompt` say how and why).
+//!
 //! GGUFs without a template get a built-in format chosen by architecture
 //! ([`ChatTemplate::from_gguf`], [`Builtin`]).
 
 mod builtin;
 mod clock;
+mod content;
 mod prompt;
 mod python;
 mod rewrite;
@@ -44,7 +49,7 @@ use crate::Error;
 
 pub use builtin::Builtin;
 pub use clock::DateTime;
-pub use prompt::{chat_prompt_tokens, render_options};
+pub use prompt::{chat_prompt_tokens, render_options, ChatPrompt};
 
 const TEMPLATE_NAME: &str = "chat_template";
 

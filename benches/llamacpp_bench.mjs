@@ -50,7 +50,7 @@ for (let rep = 0; rep <= reps; rep++) {
 const ppS = median(ppTimes);
 console.log(JSON.stringify({
     load_s: loadS, pp_tokens: pp, pp_tok_s: pp / ppS, tg_tokens: tg, tg_tok_s: tg > 0 ? tg / median(tgTimes) : 0,
-    ttft_s: ppS, backend, device: llama.getGpuDeviceNames ? await llama.getGpuDeviceNames() : [],
+    ttft_s: ppS, backend, lp_num_threads: process.env.LP_NUM_THREADS ?? null, device: llama.getGpuDeviceNames ? await llama.getGpuDeviceNames() : [],
 }));
 await context.dispose();
 await model.dispose();

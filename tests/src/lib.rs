@@ -70,6 +70,7 @@ pub fn fixtures_dir() -> PathBuf {
     workspace_root().join("tests/fixtures")
 }
 
+pub mod hostile;
 pub mod logits;
 
 /// The random-weight GGUF generator of `cargo xtask synth`, compiled in here too so the

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
-use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::gpu::{DeviceOptions, GpuContext, MatLayout};
 use wisp::model::cpu::{CpuModel, CpuSession};
 use wisp::model::Logits;
 use wisp::sampling::{Sampler, SamplingParams};
@@ -17,11 +17,20 @@ use wisp_e2e::logits::{self, Agreement};
 /// (relative rounding 2⁻¹¹ ≈ 5e-4 per element), which dominates the difference.
 const CPU_REL_TOLERANCE: f32 = 5e-3;
 
-fn load(key: &str, opts: &DeviceOptions) -> (Arc<GgufFile>, Arc<GpuModel>) {
+/// `layout`: force a kernel layout (None: the device's own choice; on lavapipe that is
+/// one row per invocation, so the GPU layout is forced where the floor limits are tested).
+fn load(
+    key: &str,
+    opts: &DeviceOptions,
+    layout: Option<MatLayout>,
+) -> (Arc<GgufFile>, Arc<GpuModel>) {
     let file = Arc::new(GgufFile::open(&wisp_e2e::model_path(key)).expect("open model"));
-    let ctx = Arc::new(
-        GpuContext::new_blocking(opts).expect("a GPU device (install mesa-vulkan-drivers)"),
-    );
+    let mut ctx =
+        GpuContext::new_blocking(opts).expect("a GPU device (install mesa-vulkan-drivers)");
+    if let Some(layout) = layout {
+        ctx.caps.mat_layout = layout;
+    }
+    let ctx = Arc::new(ctx);
     let mut source = SliceSource(file.bytes());
     let model = GpuModel::load(
         ctx,
@@ -35,9 +44,9 @@ fn load(key: &str, opts: &DeviceOptions) -> (Arc<GgufFile>, Arc<GpuModel>) {
     (file, Arc::new(model))
 }
 
-fn check(key: &str, opts: DeviceOptions) {
+fn check(key: &str, opts: DeviceOptions, layout: Option<MatLayout>) {
     let fixture = logits::load(key);
-    let (file, model) = load(key, &opts);
+    let (file, model) = load(key, &opts, layout);
     if opts.webgpu_default_limits {
         // Every binding must fit 128 MiB: Gemma 3's 262144 × 640 Q8_0 table (178 MB) is split.
         for m in [&model.tok_embd, model.output()] {
@@ -86,7 +95,8 @@ fn check(key: &str, opts: DeviceOptions) {
         }
     }
     eprintln!(
-        "{key} {opts:?}: {} positions ({} gated) in {:.1} s; vs llama.cpp first position max |Δ| {:.4}; vs float64 max |Δ| {:.4} (rel {:.2e}); vs CPU oracle max rel {:.2e}",
+        "{key} {opts:?} {:?}: {} positions ({} gated) in {:.1} s; vs llama.cpp first position max |Δ| {:.4}; vs float64 max |Δ| {:.4} (rel {:.2e}); vs CPU oracle max rel {:.2e}",
+        model.kernels.layout,
         agreement.positions,
         agreement.gated,
         started.elapsed().as_secs_f64(),
@@ -112,20 +122,20 @@ fn floor() -> DeviceOptions {
 
 #[test]
 fn smollm2_gpu_logits() {
-    check("smollm2", DeviceOptions::default());
-    check("smollm2", floor());
+    check("smollm2", DeviceOptions::default(), None);
+    check("smollm2", floor(), Some(MatLayout::Coalesced));
 }
 
 #[test]
 fn gemma3_gpu_logits() {
-    check("gemma3", DeviceOptions::default());
-    check("gemma3", floor());
+    check("gemma3", DeviceOptions::default(), None);
+    check("gemma3", floor(), Some(MatLayout::Coalesced));
 }
 
 #[test]
 fn qwen2_gpu_logits() {
-    check("qwen2", DeviceOptions::default());
-    check("qwen2", floor());
+    check("qwen2", DeviceOptions::default(), None);
+    check("qwen2", floor(), Some(MatLayout::Coalesced));
 }
 
 /// Greedy decode: one submission and at most 16 mapped bytes per token, and the same
@@ -134,7 +144,7 @@ fn qwen2_gpu_logits() {
 fn greedy_decode_is_one_submission_per_token_and_matches_the_oracle() {
     let fixture = logits::load("smollm2");
     let case = &fixture.cases[0];
-    let (file, model) = load("smollm2", &DeviceOptions::default());
+    let (file, model) = load("smollm2", &DeviceOptions::default(), None);
     let cpu = Arc::new(CpuModel::load(file).expect("cpu model"));
     let prompt = &case.tokens[..case.n_prompt];
     let mut gpu = GpuSession::new(Arc::clone(&model), 256).expect("session");

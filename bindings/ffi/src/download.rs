@@ -52,7 +52,7 @@ pub async fn download_model_async(
     .await
 }
 
-fn normalize_sha(s: &str) -> Result<String, WispError> {
+pub(crate) fn normalize_sha(s: &str) -> Result<String, WispError> {
     let s = s.trim().to_ascii_lowercase();
     if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(WispError::InvalidRequest {
@@ -219,11 +219,7 @@ impl Job {
             done += n as u64;
             self.report(LoadStage::Verifying, done, total);
         }
-        let actual: String = hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let actual = hex(hasher);
         if &actual != expected {
             let _ = fs::remove_file(path);
             return Err(WispError::ChecksumMismatch {
@@ -233,6 +229,45 @@ impl Job {
         }
         Ok(())
     }
+}
+
+pub(crate) fn hex(hasher: Sha256) -> String {
+    hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Check `bytes` (a loaded model's file) against `expected` (normalized), reporting
+/// progress as `Verifying` and stopping when `cancelled` says so.
+pub(crate) fn verify_bytes(
+    bytes: &[u8],
+    expected: &str,
+    progress: Option<&Arc<dyn ProgressListener>>,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<(), WispError> {
+    let total = bytes.len() as u64;
+    let mut hasher = Sha256::new();
+    let mut done = 0u64;
+    for chunk in bytes.chunks(CHUNK) {
+        if cancelled() {
+            return Err(WispError::Cancelled);
+        }
+        hasher.update(chunk);
+        done += chunk.len() as u64;
+        if let Some(p) = progress {
+            p.on_progress(LoadStage::Verifying, done, total);
+        }
+    }
+    let actual = hex(hasher);
+    if actual != expected {
+        return Err(WispError::ChecksumMismatch {
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The `Engine` object: one loaded model and one KV-cache session behind a mutex.
 
+use crate::download::{normalize_sha, verify_bytes};
 use crate::oneshot::{guard, spawn};
 use crate::{
     CancelToken, ChatMessage, Completion, EngineConfig, FinishReason, GenerationOptions, LoadStage,
@@ -182,12 +183,31 @@ impl Engine {
             });
         }
         let cancelled = || cancel.as_ref().is_some_and(|c| c.is_cancelled());
-        let file = Arc::new(GgufFile::open(path).map_err(|e| match e {
-            wisp::Error::Io(detail) => WispError::Io { detail },
-            other => WispError::InvalidModel {
-                detail: format!("{}: {other}", path.display()),
-            },
-        })?);
+        let expected = config.sha256.as_deref().map(normalize_sha).transpose()?;
+        let file = match GgufFile::open(path) {
+            Ok(file) => file,
+            Err(e) => {
+                // A file that does not parse but has the wrong hash is reported as the
+                // mismatch it is.
+                if let Some(expected) = &expected {
+                    if let Ok(bytes) = std::fs::read(path) {
+                        verify_bytes(&bytes, expected, progress.as_ref(), &cancelled)?;
+                    }
+                }
+                return Err(match e {
+                    wisp::Error::Io(detail) => WispError::Io { detail },
+                    other => WispError::InvalidModel {
+                        detail: format!("{}: {other}", path.display()),
+                    },
+                });
+            }
+        };
+        // Hash the mapped bytes the model is read from: no window to swap the file
+        // between the check and the load.
+        if let Some(expected) = &expected {
+            verify_bytes(file.bytes(), expected, progress.as_ref(), &cancelled)?;
+        }
+        let file = Arc::new(file);
         let tokenizer = Tokenizer::from_gguf(&file.header)?;
         let model_config = ModelConfig::from_gguf(&file.header)?;
         let template = ChatTemplate::from_gguf(&file.header)?;

@@ -44,7 +44,7 @@ pub enum WispError {
     Template { detail: String },
     /// The download failed (network, HTTP status).
     Download { detail: String },
-    /// The downloaded file's SHA-256 is not the expected one; the file was deleted.
+    /// The file's SHA-256 is not the expected one (a downloaded file is deleted).
     ChecksumMismatch { expected: String, actual: String },
     /// The caller cancelled (a `CancelToken`, `Engine.cancel()`).
     Cancelled,
@@ -155,6 +155,10 @@ pub struct EngineConfig {
     /// Refuse to load if the model and its KV cache would need more GPU memory than this.
     #[uniffi(default = None)]
     pub gpu_memory_budget_bytes: Option<u64>,
+    /// Refuse the file (`ChecksumMismatch`) unless its SHA-256 is this (64 hex digits).
+    /// The hash is taken over the very bytes the model is loaded from.
+    #[uniffi(default = None)]
+    pub sha256: Option<String>,
 }
 
 /// What the loaded model is.

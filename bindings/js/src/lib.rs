@@ -167,6 +167,7 @@ impl LoadOptions {
                 webgpu_default_limits: v["webgpuDefaultLimits"].as_bool().unwrap_or(false),
                 no_f16: v["noF16"].as_bool().unwrap_or(false),
                 no_subgroups: true,
+                ..Default::default()
             },
         })
     }

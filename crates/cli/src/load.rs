@@ -1,6 +1,6 @@
 //! Opening a model as the global flags ask: integrity check, device choice, context size.
 
-use crate::{Device, ModelArgs};
+use crate::{Device, LoadFlags, ModelArgs};
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
@@ -25,37 +25,54 @@ pub fn progress_done() {
     }
 }
 
-fn check_sha256(args: &ModelArgs) -> Result<(), String> {
+/// The `--sha256` the user gave, normalized, if any.
+fn expected_sha256(args: &ModelArgs) -> Result<Option<String>, String> {
     let Some(expected) = &args.sha256 else {
-        return Ok(());
+        return Ok(None);
     };
     let expected = expected.trim().to_ascii_lowercase();
     if expected.len() != 64 || !expected.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("--sha256 wants 64 hex digits, got {expected:?}"));
     }
-    let mut file = std::fs::File::open(&args.model)
-        .map_err(|e| format!("cannot open {}: {e}", args.model.display()))?;
-    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    loop {
-        let n = file
-            .read(&mut buf)
-            .map_err(|e| format!("cannot read {}: {e}", args.model.display()))?;
-        if n == 0 {
-            break;
+    Ok(Some(expected))
+}
+
+/// SHA-256 as lowercase hex, with progress on a terminal.
+struct Hashing {
+    hasher: Sha256,
+    done: u64,
+    total: u64,
+}
+
+impl Hashing {
+    fn new(total: u64) -> Hashing {
+        Hashing {
+            hasher: Sha256::new(),
+            done: 0,
+            total,
         }
-        hasher.update(&buf[..n]);
-        done += n as u64;
-        progress(&format!("verifying sha256: {}%", done * 100 / total.max(1)));
     }
-    progress_done();
-    let actual: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+
+    fn update(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        self.done += chunk.len() as u64;
+        progress(&format!(
+            "verifying sha256: {}%",
+            self.done * 100 / self.total.max(1)
+        ));
+    }
+
+    fn hex(self) -> String {
+        progress_done();
+        self.hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+}
+
+fn refuse_unless(args: &ModelArgs, expected: &str, actual: &str) -> Result<(), String> {
     if actual != expected {
         return Err(format!(
             "{}: sha256 is {actual}, expected {expected}; refusing the file",
@@ -65,16 +82,54 @@ fn check_sha256(args: &ModelArgs) -> Result<(), String> {
     Ok(())
 }
 
-/// The file, with its header parsed (and its hash checked when asked).
+/// The file's hash read from disk (for files that do not parse as GGUF).
+fn hash_path(args: &ModelArgs) -> Result<String, String> {
+    let name = args.model.display();
+    let mut f = std::fs::File::open(&args.model).map_err(|e| format!("cannot open {name}: {e}"))?;
+    let mut h = Hashing::new(f.metadata().map(|m| m.len()).unwrap_or(0));
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f
+            .read(&mut buf)
+            .map_err(|e| format!("cannot read {name}: {e}"))?;
+        if n == 0 {
+            return Ok(h.hex());
+        }
+        h.update(&buf[..n]);
+    }
+}
+
+/// The file, with its header parsed and, with `--sha256`, its hash checked.
+///
+/// The hash is taken over the mapped bytes the model is then read from, not over a
+/// separate read of the path, so the file cannot be swapped between check and use. A
+/// file that does not parse is hashed from disk, so a wrong file is reported as the
+/// hash mismatch it is rather than as a format error.
 pub fn open_file(args: &ModelArgs) -> Result<Arc<GgufFile>, String> {
-    check_sha256(args)?;
-    GgufFile::open(&args.model)
-        .map(Arc::new)
-        .map_err(|e| match e {
-            // I/O errors already name the file.
-            wisp::Error::Io(m) => m,
-            other => format!("{}: {other}", args.model.display()),
-        })
+    let expected = expected_sha256(args)?;
+    match GgufFile::open(&args.model) {
+        Ok(file) => {
+            if let Some(expected) = &expected {
+                let bytes = file.bytes();
+                let mut h = Hashing::new(bytes.len() as u64);
+                bytes.chunks(1 << 20).for_each(|c| h.update(c));
+                refuse_unless(args, expected, &h.hex())?;
+            }
+            Ok(Arc::new(file))
+        }
+        Err(e) => {
+            if let Some(expected) = &expected {
+                if let Ok(actual) = hash_path(args) {
+                    refuse_unless(args, expected, &actual)?;
+                }
+            }
+            Err(match e {
+                // I/O errors already name the file.
+                wisp::Error::Io(m) => m,
+                other => format!("{}: {other}", args.model.display()),
+            })
+        }
+    }
 }
 
 pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {
@@ -109,7 +164,7 @@ impl Loaded {
 }
 
 /// The device options the global flags ask for.
-pub fn device_options(args: &ModelArgs) -> DeviceOptions {
+pub fn device_options(args: &LoadFlags) -> DeviceOptions {
     DeviceOptions {
         webgpu_default_limits: args.webgpu_default_limits,
         no_f16: args.no_f16,

@@ -1,6 +1,7 @@
 //! `wisp`: the command line of the Wisp runtime. The contract (commands, flags, JSON
 //! shapes) is `shared/CLI.md`; errors are one line on stderr and a non-zero exit.
 
+mod bench;
 mod commands;
 mod load;
 
@@ -24,11 +25,32 @@ pub enum Device {
     Cpu,
 }
 
-/// Flags shared by every command that loads a model.
+/// A model file and the flags shared by every command that loads one.
 #[derive(Args, Clone, Debug)]
 pub struct ModelArgs {
     /// Path of the .gguf file.
     pub model: std::path::PathBuf,
+    #[command(flatten)]
+    pub flags: LoadFlags,
+}
+
+// `args.device` etc. read through to the flags (`bench` takes them without a model).
+impl std::ops::Deref for ModelArgs {
+    type Target = LoadFlags;
+    fn deref(&self) -> &LoadFlags {
+        &self.flags
+    }
+}
+
+impl std::ops::DerefMut for ModelArgs {
+    fn deref_mut(&mut self) -> &mut LoadFlags {
+        &mut self.flags
+    }
+}
+
+/// Device and loading flags (the global flags of `shared/CLI.md`).
+#[derive(Args, Clone, Debug)]
+pub struct LoadFlags {
     /// `gpu` (wgpu) or `cpu` (the plain-Rust oracle).
     #[arg(long, value_enum, default_value = "gpu")]
     pub device: Device,
@@ -124,20 +146,35 @@ enum Command {
         #[command(flatten)]
         sampling: SamplingArgs,
     },
-    /// Prefill and decode speed: medians over repetitions after a warm-up.
+    /// Prefill and decode speed: medians over repetitions after a warm-up; or, with
+    /// --kernels, the device's roofline and every weight kernel under it.
     Bench {
+        /// Path of the .gguf file (not with --kernels).
+        #[arg(required_unless_present = "kernels", conflicts_with = "kernels")]
+        model: Option<std::path::PathBuf>,
         #[command(flatten)]
-        model: ModelArgs,
+        flags: LoadFlags,
         /// Prompt tokens to prefill.
         #[arg(long, default_value_t = 128)]
         pp: usize,
         /// Tokens to generate.
         #[arg(long, default_value_t = 32)]
         tg: usize,
+        /// Timed repetitions (after one warm-up).
         #[arg(long, default_value_t = 3)]
         reps: usize,
         #[arg(long)]
         json: bool,
+        /// Measure the device instead of a model: streaming-read bandwidth, f32 FMA rate,
+        /// and the quantized mat-vec / mat-mul kernels as fractions of them.
+        #[arg(long)]
+        kernels: bool,
+        /// With --kernels: small sizes, short runs, four types (checks, not speed).
+        #[arg(long, requires = "kernels")]
+        quick: bool,
+        /// With --kernels: only these weight types (e.g. Q4_K,Q6_K).
+        #[arg(long, value_delimiter = ',', requires = "kernels")]
+        types: Vec<String>,
     },
     /// GPU adapters, backends, features and limits.
     Devices {
@@ -178,7 +215,12 @@ fn main() -> ExitCode {
         Err(e) => {
             // Usage errors follow the error rule too: one line naming the problem.
             let text = e.to_string();
-            let first = text.lines().next().unwrap_or("invalid arguments");
+            let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+            let mut first = lines.next().unwrap_or("invalid arguments").to_string();
+            // "the following required arguments were not provided:" names them next.
+            if first.ends_with(':') {
+                first = format!("{first} {}", lines.next().unwrap_or(""));
+            }
             eprintln!(
                 "wisp: {} (see wisp --help)",
                 first.trim_start_matches("error: ")
@@ -209,11 +251,20 @@ fn main() -> ExitCode {
         Command::Devices { json } => commands::devices(json),
         Command::Bench {
             model,
+            flags,
             pp,
             tg,
             reps,
             json,
-        } => commands::bench(&model, pp, tg, reps, json),
+            kernels,
+            quick,
+            types,
+        } => match model {
+            Some(model) if !kernels => {
+                bench::model(&ModelArgs { model, flags }, pp, tg, reps, json)
+            }
+            _ => bench::kernels(&flags, quick, types, json),
+        },
         Command::Score {
             model,
             text,

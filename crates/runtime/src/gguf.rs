@@ -5,6 +5,18 @@
 //! download can fetch just the header. Every count and size is checked against the bytes
 //! that could possibly hold it before anything is allocated, so a hostile header cannot
 //! ask for a giant allocation, and recursion into nested arrays is bounded.
+//!
+//! Bytes present are not enough of a bound: a record can be tiny on disk and large in
+//! memory (an empty string is 8 bytes in the file and a 24-byte `String` plus its slot;
+//! a key/value pair of ~20 bytes costs a few hundred in maps and strings). So the reader
+//! also charges an over-estimate of the memory each record will take, before allocating
+//! it, against a budget of the file's size plus [`MEMORY_SLACK`] (or [`MAX_HEADER_BYTES`]
+//! plus the slack when the length is unknown). Memory-mapping the file costs its size
+//! once more, so loading a header never takes more than twice the file plus the slack.
+//! Real model files use a small fraction of it (Qwen2.5-0.5B's 151k tokens and merges
+//! charge 20.6 MB of a 491 MB file's budget); the tightest real case is a header-only
+//! file: llama.cpp's `ggml-vocab-gemma-4.gguf` (15.8 MB, 262k tokens and 514k merges)
+//! charges 53.1 MB of its 66.1 MB.
 
 use crate::quant::GgmlType;
 use std::collections::HashMap;
@@ -20,6 +32,15 @@ const MAX_ARRAY_DEPTH: u32 = 4;
 /// A header (metadata + tensor table) larger than this is refused: the largest real
 /// vocabularies (262k tokens with scores and merges) need ~20 MiB.
 pub const MAX_HEADER_BYTES: u64 = 512 << 20;
+/// Memory a header may take beyond the file's own size (see the module docs).
+pub const MEMORY_SLACK: u64 = 48 << 20;
+
+/// Memory charged per string beyond its bytes: allocator overhead and rounding (glibc
+/// and dlmalloc keep 8–16 bytes per block and round to 16).
+const STRING_COST: u64 = 32;
+/// The key and tensor indexes' cost per entry: a hash-map slot (key + index + control
+/// byte), of which hashbrown keeps up to 2.3 per entry after `with_capacity`.
+const INDEX_SLOT_COST: u64 = 3 * (std::mem::size_of::<(String, usize)>() as u64 + 1);
 
 /// Why a GGUF header could not be read.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,8 +70,28 @@ pub enum GgufError {
     DuplicateKey(String),
     DuplicateTensor(String),
     HeaderTooLarge {
+        what: String,
         needed: u64,
     },
+    /// The header's in-memory form would outgrow its budget (see the module docs).
+    MemoryLimit {
+        what: String,
+        limit: u64,
+    },
+}
+
+/// A name or key quoted for an error message, clipped: a hostile file's names can be
+/// megabytes long, and `{:?}` escapes each control byte into up to 10 bytes.
+pub fn shown(s: &str) -> String {
+    const MAX: usize = 80;
+    if s.len() <= MAX {
+        return format!("{s:?}");
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}… ({} bytes)", &s[..end], s.len())
 }
 
 impl fmt::Display for GgufError {
@@ -61,7 +102,8 @@ impl fmt::Display for GgufError {
             }
             GgufError::Truncated { what, needed, file_len } => write!(
                 f,
-                "GGUF file is truncated: {what} needs {needed} bytes but the file has {file_len}"
+                "GGUF file is truncated: {} needs {needed} bytes but the file has {file_len}",
+                clip(what)
             ),
             GgufError::BadMagic(m) => write!(
                 f,
@@ -76,20 +118,42 @@ impl fmt::Display for GgufError {
                 }
             }
             GgufError::Corrupt(msg) => write!(f, "corrupt GGUF file: {msg}"),
-            GgufError::UnknownValueType { key, type_id } => {
-                write!(f, "corrupt GGUF file: metadata key {key:?} has unknown value type {type_id}")
-            }
+            GgufError::UnknownValueType { key, type_id } => write!(
+                f,
+                "corrupt GGUF file: metadata key {} has unknown value type {type_id}",
+                shown(key)
+            ),
             GgufError::UnknownTensorType { tensor, type_id } => write!(
                 f,
-                "tensor {tensor:?} has unknown ggml type id {type_id} (not a type this version of Wisp knows)"
+                "tensor {} has unknown ggml type id {type_id} (not a type this version of Wisp knows)",
+                shown(tensor)
             ),
-            GgufError::DuplicateKey(k) => write!(f, "corrupt GGUF file: duplicate metadata key {k:?}"),
-            GgufError::DuplicateTensor(t) => write!(f, "corrupt GGUF file: duplicate tensor name {t:?}"),
-            GgufError::HeaderTooLarge { needed } => write!(
+            GgufError::DuplicateKey(k) => {
+                write!(f, "corrupt GGUF file: duplicate metadata key {}", shown(k))
+            }
+            GgufError::DuplicateTensor(t) => {
+                write!(f, "corrupt GGUF file: duplicate tensor name {}", shown(t))
+            }
+            GgufError::HeaderTooLarge { what, needed } => write!(
                 f,
-                "GGUF header would be {needed} bytes, over the {MAX_HEADER_BYTES}-byte limit: refusing the file"
+                "GGUF header would be {needed} bytes (at {}), over the {MAX_HEADER_BYTES}-byte limit: refusing the file",
+                clip(what)
+            ),
+            GgufError::MemoryLimit { what, limit } => write!(
+                f,
+                "GGUF header needs too much memory: {} takes it over its budget of {limit} bytes: refusing the file",
+                clip(what)
             ),
         }
+    }
+}
+
+/// Unquoted text (a field description, or a key) clipped like [`shown`].
+fn clip(s: &str) -> String {
+    if s.len() <= 80 {
+        s.to_string()
+    } else {
+        shown(s)
     }
 }
 
@@ -245,6 +309,17 @@ impl Value {
         }
     }
 
+    /// A short description for error messages: scalars as they are, strings clipped,
+    /// arrays by length and element type (never the elements: an error message must
+    /// not be megabytes of a hostile file).
+    pub fn describe(&self) -> String {
+        match self {
+            Value::String(s) => format!("the string {}", shown(s)),
+            Value::Array(a) => format!("an array of {} {}", a.len(), a.type_name()),
+            other => format!("{other:?}"),
+        }
+    }
+
     pub fn type_name(&self) -> &'static str {
         match self {
             Value::U8(_) => "u8",
@@ -316,6 +391,10 @@ impl GgufHeader {
             bytes,
             pos: 0,
             file_len,
+            mem_used: 0,
+            mem_limit: file_len
+                .unwrap_or(MAX_HEADER_BYTES)
+                .saturating_add(MEMORY_SLACK),
         };
         let magic: [u8; 4] = r.take(4, "magic")?.try_into().expect("4 bytes");
         if magic != MAGIC {
@@ -332,12 +411,19 @@ impl GgufHeader {
         r.check_count(n_kv, 13, "metadata count")?;
         r.check_count(n_tensors, 32, "tensor count")?;
 
+        r.charge(
+            n_kv,
+            std::mem::size_of::<(String, Value)>() as u64 + INDEX_SLOT_COST,
+            "the metadata count",
+        )?;
         let mut metadata = Vec::with_capacity(n_kv as usize);
         let mut key_index = HashMap::with_capacity(n_kv as usize);
         for _ in 0..n_kv {
             let key = r.string("metadata key")?;
             let type_id = r.u32("metadata value type")?;
             let value = r.value(&key, type_id, 0)?;
+            // The index holds a second copy of the key.
+            r.charge(1, STRING_COST + key.len() as u64, "metadata keys")?;
             if key_index.insert(key.clone(), metadata.len()).is_some() {
                 return Err(GgufError::DuplicateKey(key));
             }
@@ -349,7 +435,8 @@ impl GgufHeader {
             Some(Value::U32(a)) if a.is_power_of_two() => *a as u64,
             Some(v) => {
                 return Err(GgufError::Corrupt(format!(
-                    "general.alignment must be a power-of-two u32, got {v:?}"
+                    "general.alignment must be a power-of-two u32, got {}",
+                    v.describe()
                 )))
             }
         };
@@ -360,14 +447,31 @@ impl GgufHeader {
             ggml_type: GgmlType,
             rel_offset: u64,
         }
+        // Each tensor: its raw record and its final one, a pointer in the overlap check,
+        // an index slot.
+        r.charge(
+            n_tensors,
+            (std::mem::size_of::<RawTensor>()
+                + std::mem::size_of::<TensorInfo>()
+                + std::mem::size_of::<usize>()) as u64
+                + INDEX_SLOT_COST,
+            "the tensor count",
+        )?;
         let mut raw = Vec::with_capacity(n_tensors as usize);
         let mut tensor_index = HashMap::with_capacity(n_tensors as usize);
         for i in 0..n_tensors {
             let name = r.string("tensor name")?;
+            // The index's copy of the name, and the dimensions.
+            r.charge(
+                1,
+                2 * STRING_COST + name.len() as u64 + 8 * MAX_DIMS as u64,
+                "the tensor table",
+            )?;
             let n_dims = r.u32("tensor dimension count")?;
             if n_dims == 0 || n_dims > MAX_DIMS {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {name:?} has {n_dims} dimensions (1 to {MAX_DIMS} allowed)"
+                    "tensor {} has {n_dims} dimensions (1 to {MAX_DIMS} allowed)",
+                    shown(&name)
                 )));
             }
             let mut dims = Vec::with_capacity(n_dims as usize);
@@ -403,44 +507,47 @@ impl GgufHeader {
                 .filter(|&n| n < (1u64 << 62))
                 .ok_or_else(|| {
                     GgufError::Corrupt(format!(
-                        "tensor {:?} has dimensions {:?} whose product overflows",
-                        t.name, t.dims
+                        "tensor {} has dimensions {:?} whose product overflows",
+                        shown(&t.name),
+                        t.dims
                     ))
                 })?;
             if t.dims.contains(&0) {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} has a zero dimension {:?}",
-                    t.name, t.dims
+                    "tensor {} has a zero dimension {:?}",
+                    shown(&t.name),
+                    t.dims
                 )));
             }
             if t.dims[0] % t.ggml_type.block_size() != 0 {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} row length {} is not a multiple of the {} block size {}",
-                    t.name,
+                    "tensor {} row length {} is not a multiple of the {} block size {}",
+                    shown(&t.name),
                     t.dims[0],
                     t.ggml_type,
                     t.ggml_type.block_size()
                 )));
             }
             let n_bytes = t.ggml_type.bytes_for(n_elements).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} byte size overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} byte size overflows", shown(&t.name)))
             })?;
             if t.rel_offset % alignment != 0 {
                 return Err(GgufError::Corrupt(format!(
-                    "tensor {:?} offset {} is not a multiple of the alignment {alignment}",
-                    t.name, t.rel_offset
+                    "tensor {} offset {} is not a multiple of the alignment {alignment}",
+                    shown(&t.name),
+                    t.rel_offset
                 )));
             }
             let offset = data_offset.checked_add(t.rel_offset).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} offset overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} offset overflows", shown(&t.name)))
             })?;
             let end = offset.checked_add(n_bytes).ok_or_else(|| {
-                GgufError::Corrupt(format!("tensor {:?} extent overflows", t.name))
+                GgufError::Corrupt(format!("tensor {} extent overflows", shown(&t.name)))
             })?;
             if let Some(file_len) = file_len {
                 if end > file_len {
                     return Err(GgufError::Truncated {
-                        what: format!("tensor {:?}", t.name),
+                        what: format!("tensor {}", shown(&t.name)),
                         needed: end,
                         file_len,
                     });
@@ -462,8 +569,9 @@ impl GgufHeader {
         for pair in by_offset.windows(2) {
             if pair[0].offset + pair[0].n_bytes > pair[1].offset {
                 return Err(GgufError::Corrupt(format!(
-                    "tensors {:?} and {:?} overlap",
-                    pair[0].name, pair[1].name
+                    "tensors {} and {} overlap",
+                    shown(&pair[0].name),
+                    shown(&pair[1].name)
                 )));
             }
         }
@@ -515,12 +623,18 @@ struct Reader<'a> {
     bytes: &'a [u8],
     pos: usize,
     file_len: Option<u64>,
+    /// Memory charged so far for what the parse keeps, and the budget.
+    mem_used: u64,
+    mem_limit: u64,
 }
 
 impl<'a> Reader<'a> {
     fn short(&self, needed: u64, what: &str) -> GgufError {
         if needed > MAX_HEADER_BYTES {
-            return GgufError::HeaderTooLarge { needed };
+            return GgufError::HeaderTooLarge {
+                what: what.to_string(),
+                needed,
+            };
         }
         match self.file_len {
             // Compare as u64: `file_len as usize` would wrap for files over 4 GiB on wasm32.
@@ -560,6 +674,24 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Charge `count` items of `each` bytes of memory against the budget, before the
+    /// caller allocates them.
+    fn charge(&mut self, count: u64, each: u64, what: &str) -> Result<(), GgufError> {
+        match count
+            .checked_mul(each)
+            .and_then(|n| n.checked_add(self.mem_used))
+        {
+            Some(total) if total <= self.mem_limit => {
+                self.mem_used = total;
+                Ok(())
+            }
+            _ => Err(GgufError::MemoryLimit {
+                what: what.to_string(),
+                limit: self.mem_limit,
+            }),
+        }
+    }
+
     fn u32(&mut self, what: &str) -> Result<u32, GgufError> {
         Ok(u32::from_le_bytes(
             self.take(4, what)?.try_into().expect("4 bytes"),
@@ -575,6 +707,7 @@ impl<'a> Reader<'a> {
     fn string(&mut self, what: &str) -> Result<String, GgufError> {
         let len = self.u64(what)?;
         self.check_count(len, 1, what)?;
+        self.charge(1, STRING_COST.saturating_add(len), what)?;
         let b = self.take(len, what)?;
         Ok(String::from_utf8_lossy(b).into_owned())
     }
@@ -612,7 +745,8 @@ impl<'a> Reader<'a> {
             0 => Ok(false),
             1 => Ok(true),
             b => Err(GgufError::Corrupt(format!(
-                "metadata {key:?} has bool byte {b}"
+                "metadata {} has bool byte {b}",
+                shown(key)
             ))),
         }
     }
@@ -620,7 +754,8 @@ impl<'a> Reader<'a> {
     fn array(&mut self, key: &str, depth: u32) -> Result<Array, GgufError> {
         if depth >= MAX_ARRAY_DEPTH {
             return Err(GgufError::Corrupt(format!(
-                "metadata {key:?} nests arrays deeper than {MAX_ARRAY_DEPTH}"
+                "metadata {} nests arrays deeper than {MAX_ARRAY_DEPTH}",
+                shown(key)
             )));
         }
         let elem_type = self.u32(key)?;
@@ -639,6 +774,14 @@ impl<'a> Reader<'a> {
             }
         };
         self.check_count(count, min_size, key)?;
+        // The vector itself (each string's bytes and each inner array are charged as
+        // they are read).
+        let slot = match elem_type {
+            8 => std::mem::size_of::<String>(),
+            9 => std::mem::size_of::<Array>(),
+            _ => min_size as usize,
+        };
+        self.charge(count, slot as u64, key)?;
         let n = count as usize;
         macro_rules! fixed {
             ($variant:ident, $ty:ty, $size:literal) => {{

@@ -3,13 +3,17 @@
 //! One module per concern: [`gguf`] reads files, [`quant`] knows the tensor formats,
 //! [`tokenizer`] and [`chat`] turn text into token ids, [`model`] holds the architecture
 //! configs and the plain-Rust CPU forward pass (the oracle the GPU engine is tested
-//! against), [`sampling`] picks the next token.
+//! against), [`sampling`] picks the next token. The GPU engine (`gpu`, `engine`) is
+//! behind the `gpu` feature (enabled by `native` and `webgpu`): with
+//! `default-features = false` the crate is CPU-only and builds without wgpu.
 
 pub mod chat;
+#[cfg(feature = "gpu")]
 pub mod engine;
 pub mod error;
 pub mod generate;
 pub mod gguf;
+#[cfg(feature = "gpu")]
 pub mod gpu;
 pub mod model;
 pub mod quant;

@@ -18,8 +18,8 @@ use wisp::gpu::kernel::{f32_bytes, u32_bytes};
 use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::quant::{dequantize, f32_to_f16, GgmlType};
 use wisp_shaders::quant::{
-    get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, matvec_single,
-    matvec_single_groups, MatVariant, QUANT_TYPES,
+    get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, matvec_rows,
+    matvec_rows_groups, matvec_single, matvec_single_groups, MatVariant, QUANT_TYPES,
 };
 
 struct Rng(u64);
@@ -105,6 +105,7 @@ fn dequant_rows(ty: &str, w: &[u8], rows: usize, cols: usize) -> Vec<f32> {
     out
 }
 
+#[derive(Clone, Copy)]
 struct Case {
     rows: usize,
     blocks: usize,
@@ -306,6 +307,18 @@ fn check_device(opts: DeviceOptions, seed: u64) {
                 matmul_groups as fn(u32, u32) -> _,
                 v.f16,
             ),
+            (
+                "matvec_rows",
+                matvec_rows(ty, false).unwrap(),
+                (|r, n| matvec_rows_groups(r, n, false)) as fn(u32, u32) -> _,
+                false,
+            ),
+            (
+                "matvec_rows_single",
+                matvec_rows(ty, true).unwrap(),
+                (|r, n| matvec_rows_groups(r, n, true)) as fn(u32, u32) -> _,
+                false,
+            ),
         ];
         for (name, src, groups, f16) in kernels {
             let k = match ctx.compile(&format!("{name}_{ty}"), &src) {
@@ -317,6 +330,19 @@ fn check_device(opts: DeviceOptions, seed: u64) {
             };
             let (tol, abs) = if f16 { (2e-3, 1e-7) } else { (1e-5, 0.0) };
             for c in CASES {
+                // The row-per-invocation kernels read quantized rows' activations as vec4s:
+                // offsets and strides are multiples of 4 there (as in the engine).
+                let aligned;
+                let c = if name.starts_with("matvec_rows") && !is_float(ty) {
+                    aligned = Case {
+                        x_offset: c.x_offset.next_multiple_of(4),
+                        x_pad: c.x_pad.next_multiple_of(4),
+                        ..*c
+                    };
+                    &aligned
+                } else {
+                    c
+                };
                 if let Err(e) = run_case(&ctx, &k, groups, ty, c, tol, abs, &mut rng) {
                     failures.push(format!("{ty} {name}: {e}"));
                     break;

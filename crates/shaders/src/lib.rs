@@ -5,6 +5,7 @@
 //! blocks whose NAME is defined, so one source serves every variant. (naga does not yet
 //! accept every `enable` directive browsers require, another reason to keep this step.)
 
+pub mod bench;
 pub mod ops;
 pub mod quant;
 

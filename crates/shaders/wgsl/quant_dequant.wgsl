@@ -63,6 +63,55 @@ fn sbytes(w: u32) -> vec4<f32> {
 
 fn uf(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(v); }
 
+// 16 bytes starting at byte `b` (any alignment) as four words: five loads at most.
+fn ld16(b: u32) -> array<u32, 4> {
+    let i = b >> 2u;
+    let s = (b & 3u) * 8u;
+    var r: array<u32, 4>;
+    if (s == 0u) {
+        for (var k = 0u; k < 4u; k++) { r[k] = W[i + k]; }
+    } else {
+        var p = W[i];
+        for (var k = 0u; k < 4u; k++) {
+            let n = W[i + k + 1u];
+            r[k] = (p >> s) | (n << (32u - s));
+            p = n;
+        }
+    }
+    return r;
+}
+
+// 32 bytes starting at byte `b` (any alignment) as eight words: nine loads at most.
+fn ld32(b: u32) -> array<u32, 8> {
+    let i = b >> 2u;
+    let s = (b & 3u) * 8u;
+    var r: array<u32, 8>;
+    if (s == 0u) {
+        for (var k = 0u; k < 8u; k++) { r[k] = W[i + k]; }
+    } else {
+        var p = W[i];
+        for (var k = 0u; k < 8u; k++) {
+            let n = W[i + k + 1u];
+            r[k] = (p >> s) | (n << (32u - s));
+            p = n;
+        }
+    }
+    return r;
+}
+
+#if DQ32_GENERIC
+// Columns 32s .. 32s+32 through four `dq8` calls (types without a block-wise reader).
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    var r: array<vec4<f32>, 8>;
+    for (var q = 0u; q < 4u; q++) {
+        let w = dq8(rb, 4u * s + q, 32u * s + 32u);
+        r[2u * q] = w.a;
+        r[2u * q + 1u] = w.b;
+    }
+    return r;
+}
+#endif
+
 // Bytes of one row.
 fn row_bytes(cols: u32) -> u32 { return (cols / BS) * TS; }
 
@@ -142,6 +191,19 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let sh = 4u * (j >> 1u);
     return W8(d * (uf(fld(q.x, sh, 15u)) - 8.0), d * (uf(fld(q.y, sh, 15u)) - 8.0));
 }
+
+// Columns 32s .. 32s+32 (one block), every word read once.
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + s * TS;
+    let d = ldh(base);
+    let q = ld16(base + 2u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 4u; k++) {
+        r[k] = d * (uf(fld(q[k], 0u, 15u)) - 8.0);
+        r[k + 4u] = d * (uf(fld(q[k], 4u, 15u)) - 8.0);
+    }
+    return r;
+}
 #endif
 
 #if T_Q4_1
@@ -154,6 +216,19 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let sh = 4u * (j >> 1u);
     return W8(dm.x * uf(fld(q.x, sh, 15u)) + dm.y, dm.x * uf(fld(q.y, sh, 15u)) + dm.y);
 }
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + s * TS;
+    let dm = unpack2x16float(ld4(base));
+    let q = ld16(base + 4u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 4u; k++) {
+        r[k] = dm.x * uf(fld(q[k], 0u, 15u)) + dm.y;
+        r[k + 4u] = dm.x * uf(fld(q[k], 4u, 15u)) + dm.y;
+    }
+    return r;
+}
+
 #endif
 
 #if T_Q5_0
@@ -168,6 +243,21 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let a = fld(q.x, sh, 15u) | (bits4(qh, 8u * j) << vec4<u32>(4u));
     let b = fld(q.y, sh, 15u) | (bits4(qh, 8u * j + 4u) << vec4<u32>(4u));
     return W8(d * (uf(a) - 16.0), d * (uf(b) - 16.0));
+}
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + s * TS;
+    let d = ldh(base);
+    let qh = ld4(base + 2u);
+    let q = ld16(base + 6u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 4u; k++) {
+        let lo = fld(q[k], 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = fld(q[k], 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        r[k] = d * (uf(lo) - 16.0);
+        r[k + 4u] = d * (uf(hi) - 16.0);
+    }
+    return r;
 }
 #endif
 
@@ -184,6 +274,21 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let b = fld(q.y, sh, 15u) | (bits4(qh, 8u * j + 4u) << vec4<u32>(4u));
     return W8(dm.x * uf(a) + dm.y, dm.x * uf(b) + dm.y);
 }
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + s * TS;
+    let dm = unpack2x16float(ld4(base));
+    let qh = ld4(base + 4u);
+    let q = ld16(base + 8u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 4u; k++) {
+        let lo = fld(q[k], 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = fld(q[k], 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        r[k] = dm.x * uf(lo) + dm.y;
+        r[k + 4u] = dm.x * uf(hi) + dm.y;
+    }
+    return r;
+}
 #endif
 
 #if T_Q8_0
@@ -193,6 +298,15 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let d = ldh(base);
     let q = ld8(base + 2u + 8u * (g & 3u));
     return W8(d * sbytes(q.x), d * sbytes(q.y));
+}
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + s * TS;
+    let d = ldh(base);
+    let q = ld32(base + 2u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) { r[k] = d * sbytes(q[k]); }
+    return r;
 }
 #endif
 
@@ -261,6 +375,21 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let sh = 4u * (j & 1u);
     return W8(dl * uf(fld(q.x, sh, 15u)) - ml, dl * uf(fld(q.y, sh, 15u)) - ml);
 }
+
+// Sub-block s % 8 of block s / 8: its scale and min once, then 32 bytes of nibbles.
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + (s >> 3u) * TS;
+    let j = s & 7u;
+    let dd = unpack2x16float(ld4(base));
+    let sm = kscale(base + 4u, j);
+    let dl = dd.x * sm.x;
+    let ml = dd.y * sm.y;
+    let q = ld32(base + 16u + 32u * (j >> 1u));
+    let sh = 4u * (j & 1u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) { r[k] = dl * uf(fld(q[k], sh, 15u)) - ml; }
+    return r;
+}
 #endif
 
 #if T_Q5_K
@@ -301,6 +430,27 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let a = fld(ql.x, sl, 15u) | (fld(qh.x, shh, 3u) << vec4<u32>(4u));
     let b = fld(ql.y, sl, 15u) | (fld(qh.y, shh, 3u) << vec4<u32>(4u));
     return W8(dl * (uf(a) - 32.0), dl * (uf(b) - 32.0));
+}
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + (s >> 3u) * TS;
+    let e = 32u * (s & 7u);
+    let d = ldh(base + 208u);
+    let h = e >> 7u;
+    let i = e & 127u;
+    let ql = ld32(base + 64u * h + (i & 63u));
+    let qh = ld32(base + 128u + 32u * h);
+    let sl = 4u * (i >> 6u);
+    let shh = 2u * (i >> 5u);
+    let scw = ld4(base + 192u + (e >> 4u));
+    let d0 = d * f32(bitcast<i32>(scw << 24u) >> 24u);
+    let d1 = d * f32(bitcast<i32>(scw << 16u) >> 24u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        let v = fld(ql[k], sl, 15u) | (fld(qh[k], shh, 3u) << vec4<u32>(4u));
+        r[k] = select(d1, d0, k < 4u) * (uf(v) - 32.0);
+    }
+    return r;
 }
 #endif
 

@@ -141,6 +141,13 @@ fn downloads_checks_and_reuses() {
     // A second call finds the file and does not ask the server again.
     dl(&server.url, &dir, Some(sha(&data)), None, None).unwrap();
     assert_eq!(server.ranges.lock().unwrap().len(), 1);
+    // A cached file altered since (same size) fails its hash and is fetched again.
+    let mut tampered = data.clone();
+    tampered[100] ^= 1;
+    fs::write(&path, &tampered).unwrap();
+    dl(&server.url, &dir, Some(sha(&data)), None, None).unwrap();
+    assert_eq!(server.ranges.lock().unwrap().len(), 2);
+    assert_eq!(fs::read(&path).unwrap(), data);
     let _ = fs::remove_dir_all(&dir);
 }
 

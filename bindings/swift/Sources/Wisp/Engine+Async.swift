@@ -50,15 +50,20 @@ func withCancelToken<T>(_ body: (CancelToken) async throws -> T) async throws ->
 }
 
 extension Engine {
-    /// Load a GGUF model file off the calling thread. Cancelling the task cancels the load.
+    /// Load a GGUF model file off the calling thread. With `sha256` (or `config.sha256`),
+    /// a file with another hash is refused with `WispError.ChecksumMismatch` before
+    /// anything is loaded. Cancelling the task cancels the load.
     public static func load(
         path: String,
         config: EngineConfig = EngineConfig(),
+        sha256: String? = nil,
         progress: ProgressHandler? = nil
     ) async throws -> Engine {
-        try await withCancelToken { token in
+        var checked = config
+        if let sha256 { checked.sha256 = sha256 }
+        return try await withCancelToken { token in
             try await loadEngine(
-                path: path, config: config, progress: progress.map(ProgressForwarder.init),
+                path: path, config: checked, progress: progress.map(ProgressForwarder.init),
                 cancel: token)
         }
     }

@@ -87,6 +87,19 @@ final class WispTests: XCTestCase {
         }
     }
 
+    func testWrongSha256IsChecksumMismatch() async throws {
+        let wrong = String(repeating: "ab", count: 32)
+        do {
+            _ = try await Engine.load(path: try modelPath(), sha256: wrong) { stage, _, _ in
+                XCTAssertEqual(stage, .verifying)
+            }
+            XCTFail("expected an error")
+        } catch WispError.ChecksumMismatch(let expected, let actual) {
+            XCTAssertEqual(expected, wrong)
+            XCTAssertEqual(actual.count, 64)
+        }
+    }
+
     func testLoadWithProgress() async throws {
         let seen = Counter { _ in true }
         final class Last: @unchecked Sendable { var done: UInt64 = 0; var total: UInt64 = 0 }

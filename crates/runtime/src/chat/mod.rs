@@ -24,11 +24,17 @@
 //! runs on a fuel budget and an output cap ([`Limits`]): a template that loops forever
 //! or prints gigabytes fails with [`Error::Template`] in well under a second.
 //!
+//! Message content is untrusted too: [`chat_prompt_tokens`] lets control tokens come
+//! only from the template's own markup and tokenizes content as plain text (modules
+//! `content` and `prompt` say how and why).
+//!
 //! GGUFs without a template get a built-in format chosen by architecture
 //! ([`ChatTemplate::from_gguf`], [`Builtin`]).
 
 mod builtin;
 mod clock;
+mod content;
+mod guard;
 mod prompt;
 mod python;
 mod rewrite;
@@ -44,7 +50,7 @@ use crate::Error;
 
 pub use builtin::Builtin;
 pub use clock::DateTime;
-pub use prompt::{chat_prompt_tokens, render_options};
+pub use prompt::{chat_prompt_tokens, render_options, ChatPrompt};
 
 const TEMPLATE_NAME: &str = "chat_template";
 
@@ -203,7 +209,8 @@ impl ChatTemplate {
         let mut env = Environment::new();
         configure(&mut env);
         env.set_fuel(Some(limits.fuel));
-        env.add_template_owned(TEMPLATE_NAME, rewrite::rewrite(source))
+        let source_rewritten = guard::rewrite_operators(&rewrite::rewrite(source), syntax());
+        env.add_template_owned(TEMPLATE_NAME, source_rewritten)
             .map_err(|e| Error::Template(format!("invalid template: {e}")))?;
         Ok(ChatTemplate {
             source: source.to_string(),
@@ -225,6 +232,7 @@ impl ChatTemplate {
             limit: self.limits.max_output_bytes,
             exceeded: false,
         };
+        let _budget = guard::Scope::new(self.limits.max_output_bytes);
         match tmpl.render_captured_to(ctx, &mut out) {
             Ok(_) => String::from_utf8(out.buf)
                 .map_err(|_| Error::Template("template produced invalid UTF-8".into())),
@@ -243,6 +251,13 @@ impl ChatTemplate {
         while let Some(err) = cur {
             if let Some(raised) = err.downcast_ref::<Raised>() {
                 return Error::Template(raised.0.clone());
+            }
+            if err.downcast_ref::<guard::OverBudget>().is_some() {
+                return Error::Template(format!(
+                    "template builds values beyond its budget ({} bytes per value, {} in all)",
+                    self.limits.max_output_bytes,
+                    self.limits.max_output_bytes.saturating_mul(16)
+                ));
             }
             cur = err.source();
         }
@@ -265,32 +280,38 @@ pub fn strip_bos<'a>(text: &'a str, bos_token: &str) -> &'a str {
     text.strip_prefix(bos_token).unwrap_or(text)
 }
 
+pub(crate) fn syntax() -> minijinja::syntax::SyntaxConfig {
+    minijinja::syntax::SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(false)
+        .build()
+        .expect("default delimiters are valid")
+}
+
 /// Set `env` up as transformers sets up jinja2.
 fn configure(env: &mut Environment<'static>) {
     // jinja2 drops one trailing newline by default; so does minijinja, stated here
     // because output must match byte for byte.
-    env.set_syntax(
-        minijinja::syntax::SyntaxConfig::builder()
-            .trim_blocks(true)
-            .lstrip_blocks(true)
-            .keep_trailing_newline(false)
-            .build()
-            .expect("default delimiters are valid"),
-    );
+    env.set_syntax(syntax());
     env.set_auto_escape_callback(|_| AutoEscape::None);
     minijinja_contrib::add_to_environment(env);
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
-    // Print values as Python's str() does (`None`, `True`, `['a']`).
+    env.set_unknown_method_callback(guard::unknown_method);
+    // Print values as Python's str() does (`None`, `True`, `['a']`), within the
+    // render's byte budget (module `guard`).
     env.set_formatter(|out, _state, value| {
         let mut s = String::new();
-        python::py_str(value, &mut s);
+        guard::format_value(value, &mut s)?;
         out.write_str(&s).map_err(minijinja::Error::from)
     });
-    env.add_filter("string", |value: &Value| {
-        let mut s = String::new();
-        python::py_str(value, &mut s);
-        s
-    });
+    env.add_filter(
+        "string",
+        |value: &Value| -> Result<String, minijinja::Error> {
+            let mut s = String::new();
+            guard::format_value(value, &mut s)?;
+            Ok(s)
+        },
+    );
     env.add_filter("tojson", tojson);
     env.add_function(rewrite::ITER_FN, strict_iter);
     // jinja2's map/select/reject/selectattr/rejectattr return generators: iterable
@@ -354,6 +375,8 @@ fn configure(env: &mut Environment<'static>) {
             )
         },
     );
+    // Last, so its filters replace the built-in ones they guard.
+    guard::add_to_environment(env);
 }
 
 /// What every `for` loop iterates (see [`rewrite`]): the value itself, but `None` and

@@ -237,8 +237,33 @@ pub(crate) fn py_str(value: &Value, out: &mut String) {
     }
 }
 
+/// [`py_str`] that stops once `out` passes `limit` bytes; false if it did.
+pub(crate) fn py_str_within(value: &Value, out: &mut String, limit: usize) -> bool {
+    match value.kind() {
+        ValueKind::Undefined => {}
+        ValueKind::String => {
+            let s = value.as_str().unwrap_or_default();
+            if out.len() + s.len() > limit {
+                return false;
+            }
+            out.push_str(s);
+        }
+        _ => py_repr_within(value, 0, out, limit),
+    }
+    out.len() <= limit
+}
+
 /// Python's `repr(value)`: how containers print their items.
 fn py_repr(value: &Value, level: usize, out: &mut String) {
+    py_repr_within(value, level, out, usize::MAX)
+}
+
+/// [`py_repr`], stopping early once `out` passes `limit` (a lazy sequence may be
+/// far longer than anything worth printing).
+fn py_repr_within(value: &Value, level: usize, out: &mut String, limit: usize) {
+    if out.len() > limit {
+        return;
+    }
     if level > MAX_DEPTH {
         out.push_str("...");
         return;
@@ -250,8 +275,8 @@ fn py_repr(value: &Value, level: usize, out: &mut String) {
         ValueKind::Number => out.push_str(&number_repr(value, false)),
         ValueKind::String => str_repr(value.as_str().unwrap_or_default(), out),
         ValueKind::Seq | ValueKind::Iterable => {
-            let items: Vec<Value> = match value.try_iter() {
-                Ok(it) => it.collect(),
+            let items = match value.try_iter() {
+                Ok(it) => it,
                 Err(_) => {
                     out.push_str(&value.to_string());
                     return;
@@ -259,13 +284,18 @@ fn py_repr(value: &Value, level: usize, out: &mut String) {
             };
             let tuple = value.is_tuple();
             out.push(if tuple { '(' } else { '[' });
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
+            let mut n = 0;
+            for item in items {
+                if out.len() > limit {
+                    return;
+                }
+                if n > 0 {
                     out.push_str(", ");
                 }
-                py_repr(item, level + 1, out);
+                py_repr_within(&item, level + 1, out, limit);
+                n += 1;
             }
-            if tuple && items.len() == 1 {
+            if tuple && n == 1 {
                 out.push(',');
             }
             out.push(if tuple { ')' } else { ']' });
@@ -274,13 +304,16 @@ fn py_repr(value: &Value, level: usize, out: &mut String) {
             out.push('{');
             if let Ok(keys) = value.try_iter() {
                 for (i, key) in keys.enumerate() {
+                    if out.len() > limit {
+                        return;
+                    }
                     if i > 0 {
                         out.push_str(", ");
                     }
-                    py_repr(&key, level + 1, out);
+                    py_repr_within(&key, level + 1, out, limit);
                     out.push_str(": ");
                     let v = value.get_item(&key).unwrap_or_default();
-                    py_repr(&v, level + 1, out);
+                    py_repr_within(&v, level + 1, out, limit);
                 }
             }
             out.push('}');

@@ -271,3 +271,87 @@ fn fallback_follows_the_architecture() {
         "hi"
     );
 }
+
+/// Render `src` over a small conversation: it must fail with `Error::Template` within a
+/// second (on a loaded 2-core machine, in a debug-ish build).
+fn stops_quickly(src: &str) -> String {
+    let t = ChatTemplate::new(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let start = Instant::now();
+    let got = t.render(&conversation(), &RenderOptions::default());
+    let took = start.elapsed();
+    assert!(took < Duration::from_secs(1), "{src}: took {took:?}");
+    match got {
+        Err(Error::Template(m)) => m,
+        other => panic!("{src}: {other:?}"),
+    }
+}
+
+#[test]
+fn endless_templates_stop_within_a_second() {
+    for src in [
+        "{% for i in range(10**9) %}x{% endfor %}",
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% for k in range(100000) %}{% endfor %}{% endfor %}{% endfor %}",
+        // Recursion through macros, plain and fanning out.
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
+        "{% macro f(n) %}{% for i in range(10) %}{{ f(n + 1) }}{% endfor %}{% endmacro %}{{ f(0) }}",
+        // A recursive loop that never bottoms out.
+        "{% for m in [[1]] recursive %}{{ loop([[1]]) }}{% endfor %}",
+        // A fresh megabyte per step, never kept: time, not memory.
+        "{% for i in range(100000) %}{% set x = 'y' * 1000000 %}{% endfor %}",
+        "{% for i in range(100000) %}{% set x %}{{ 'y' * 1000000 }}{% endset %}{% endfor %}",
+    ] {
+        stops_quickly(src);
+    }
+}
+
+#[test]
+fn gigabyte_values_are_refused_before_they_are_built() {
+    for src in [
+        "{{ 'x' * 10**10 }}",
+        "{{ 'x' * 99999999 }}",
+        // Doubling: 2^40 bytes for 40 steps of fuel.
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s|length }}",
+        "{% set ns = namespace(s='x') %}{% for i in range(40) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s|length }}",
+        "{% set s = 'x' * 10000000 %}{% set s = s ~ s ~ s ~ s %}{% set s = s ~ s ~ s ~ s %}{{ s|length }}",
+        // Growth from the conversation itself.
+        "{{ messages * 1000000 }}",
+        "{{ (messages * 1000000)|length }}",
+        "{% set l = [0] * 99999999 %}{{ l|list|length }}",
+        "{{ (['x' * 1000000] * 100000)|join }}",
+        "{{ ','.join(['x' * 1000000] * 100000) }}",
+        "{{ 'ab'|replace('', 'x' * 10000000) }}",
+        "{{ 'a\nb'|indent(10**10) }}",
+        "{{ '%10000000000s'|format('x') }}",
+        "{{ [1]|batch(10**9, 'x')|list|length }}",
+        // Nested loops printing big strings into a capture.
+        "{% set x %}{% for i in range(1000) %}{% for j in range(1000) %}{{ 'y' * 100000 }}{% endfor %}{% endfor %}{% endset %}",
+    ] {
+        let msg = stops_quickly(src);
+        assert!(
+            msg.contains("budget") || msg.contains("exceeds") || msg.contains("too large"),
+            "{src}: {msg}"
+        );
+    }
+}
+
+#[test]
+fn budgeted_operators_keep_their_meaning() {
+    let t = ChatTemplate::new(
+        "{{ 1 + 2 }}|{{ 2 * 3 }}|{{ 1.5 * 2 }}|{{ 'a' + 'b' }}|{{ 'ab' * 2 }}|{{ 2 * 'c' }}|\
+         {{ [1] + [2] }}|{{ [0] * 2 }}|{{ 'x' ~ 1 ~ none }}|{{ (1 + 2) * 3 }}|\
+         {{ ('a' ~ 'b')|upper }}|{{ -(2 * 3) }}|{{ [1, 2] | join(', ') }}|{{ 'a-b'.replace('-', '+') }}",
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(&[], &RenderOptions::default()).unwrap(),
+        "3|6|3.0|ab|abab|cc|[1, 2]|[0, 0]|x1None|9|AB|-6|1, 2|a+b"
+    );
+    // The budget is per render: many renders of a template near it all succeed.
+    let t = ChatTemplate::new("{{ 'x' * 10000000 }}").unwrap();
+    for _ in 0..30 {
+        assert_eq!(
+            t.render(&[], &RenderOptions::default()).unwrap().len(),
+            10_000_000
+        );
+    }
+}

@@ -3,7 +3,7 @@
 //! parameters (the one place that knows them).
 
 use crate::gpu::kernel::u32_bytes;
-use crate::gpu::{GpuContext, Kernel, PipelineCache};
+use crate::gpu::{GpuContext, Kernel, MatLayout, PipelineCache};
 use crate::quant::GgmlType;
 use crate::Error;
 use std::sync::Arc;
@@ -52,17 +52,56 @@ pub fn mat_params(
     ])
 }
 
+/// Workgroup counts of a matrix kernel for (rows, tokens).
+pub type MatGroups = fn(u32, u32) -> (u32, u32, u32);
+
 /// Kernels keyed by what they are specialised on.
 pub struct Kernels {
     cache: PipelineCache,
     pub f16: bool,
+    pub layout: MatLayout,
 }
 
 impl Kernels {
-    pub fn new(f16: bool) -> Kernels {
+    pub fn new(f16: bool, layout: MatLayout) -> Kernels {
         Kernels {
             cache: PipelineCache::default(),
             f16,
+            layout,
+        }
+    }
+
+    /// The kernel computing `y (+)= W x` for weights of type `ty`, and its workgroup
+    /// counts: the decode mat-vec for one token, the prefill kernel for a batch, in the
+    /// device's layout.
+    pub fn for_weights(
+        &self,
+        ctx: &GpuContext,
+        ty: GgmlType,
+        batched: bool,
+    ) -> Result<(Arc<Kernel>, MatGroups), Error> {
+        use wisp_shaders::quant as q;
+        match (self.layout, batched) {
+            (MatLayout::Coalesced, false) => {
+                Ok((self.matvec_single(ctx, ty)?, q::matvec_single_groups))
+            }
+            (MatLayout::Coalesced, true) => Ok((self.matmul(ctx, ty)?, q::matmul_groups)),
+            (MatLayout::RowPerInvocation, single) => {
+                let single = !single;
+                let src = q::matvec_rows(ty.name(), single)
+                    .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
+                let kernel = self.cache.get_or_compile(
+                    ctx,
+                    &format!("matvec_rows{}_{ty}", if single { "1" } else { "" }),
+                    || src,
+                )?;
+                let groups: MatGroups = if single {
+                    |r, n| q::matvec_rows_groups(r, n, true)
+                } else {
+                    |r, n| q::matvec_rows_groups(r, n, false)
+                };
+                Ok((kernel, groups))
+            }
         }
     }
 

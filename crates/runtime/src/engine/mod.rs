@@ -10,6 +10,7 @@ pub mod graph;
 pub mod kernels;
 pub mod model;
 pub mod plan;
+pub mod profile;
 pub mod session;
 pub mod source;
 

@@ -504,7 +504,7 @@ impl ModelUpload {
         };
         let rope_factors = take_v(&tensors.rope_factors)?;
         let rope_factors_long = take_v(&tensors.rope_factors_long)?;
-        let kernels = Kernels::new(ctx.caps.f16);
+        let kernels = Kernels::new(ctx.caps.f16, ctx.caps.mat_layout);
         Ok(GpuModel {
             ctx,
             config: self.config,

@@ -9,6 +9,7 @@ use super::graph::{Graph, Params, StepArgs};
 use super::kernels::{fields, mat_params, Field};
 use super::model::{GpuMatrix, GpuModel};
 use super::plan::{logits_rows, MAX_BATCH};
+use super::profile::WeightBytes;
 #[cfg(feature = "native")]
 use crate::generate::Forward;
 use crate::gpu::GpuContext;
@@ -25,6 +26,10 @@ pub struct Counters {
     pub dispatches: u64,
     /// Bytes mapped for reading on the CPU.
     pub bytes_read_back: u64,
+    /// Weight bytes bound by the recorded mat-vec / mat-mul dispatches (each matrix once
+    /// per graph run) and embedding lookups (one row per token); a decode token adds
+    /// [`WeightBytes::per_token`].
+    pub weight_bytes: u64,
 }
 
 /// How many candidates the GPU sampler reads back for non-greedy sampling.
@@ -67,6 +72,7 @@ pub struct GpuSession {
     /// Final norm + output head for `logits_rows` positions at a time.
     head_all: Graph,
     logits_rows: usize,
+    weights: WeightBytes,
     pub counters: Counters,
 }
 
@@ -151,6 +157,7 @@ impl GpuSession {
         let (argmax, top_k) = build_samplers(&model, &bufs)?;
         ctx.check()?;
         Ok(GpuSession {
+            weights: WeightBytes::of(&model),
             model,
             n_ctx,
             tokens: Vec::new(),
@@ -224,6 +231,8 @@ impl GpuSession {
         graph.write_params(queue, args);
         let mut pass = enc.begin_compute_pass(&Default::default());
         self.counters.dispatches += graph.encode(&mut pass, args) as u64;
+        self.counters.weight_bytes +=
+            self.weights.layers + self.weights.embd_row * batch.len() as u64;
         args
     }
 
@@ -319,6 +328,7 @@ impl GpuSession {
         let read_bytes = {
             let mut pass = enc.begin_compute_pass(&Default::default());
             self.counters.dispatches += self.head_last.encode(&mut pass, head_args) as u64;
+            self.counters.weight_bytes += self.weights.head;
             match sampler_graph {
                 Some(g) => {
                     g.write_params(queue, head_args);
@@ -406,6 +416,7 @@ impl GpuSession {
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
                     self.counters.dispatches += self.head_last.encode(&mut pass, head_args) as u64;
+                    self.counters.weight_bytes += self.weights.head;
                 }
                 self.submit_and_read(enc, 0).await?;
                 self.tokens.extend_from_slice(last);
@@ -438,6 +449,7 @@ impl GpuSession {
                             let mut pass = enc.begin_compute_pass(&Default::default());
                             self.counters.dispatches +=
                                 self.head_all.encode(&mut pass, args) as u64;
+                            self.counters.weight_bytes += self.weights.head;
                         }
                         self.submit_and_read(enc, 0).await?;
                         out.extend(self.read_logits(rows).await?);
@@ -497,18 +509,9 @@ fn push_matmul(
     key: &str,
 ) -> Result<(), Error> {
     let ctx = &model.ctx;
-    let kernel = if batched {
-        model.kernels.matmul(ctx, w.ty)?
-    } else {
-        model.kernels.matvec_single(ctx, w.ty)?
-    };
+    let (kernel, groups_fn) = model.kernels.for_weights(ctx, w.ty, batched)?;
     for (ci, chunk) in w.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, w.cols, chunk.row_start as u32);
-        let groups_fn = if batched {
-            wisp_shaders::quant::matmul_groups
-        } else {
-            wisp_shaders::quant::matvec_single_groups
-        };
         g.push(
             ctx,
             &kernel,

@@ -2,8 +2,9 @@
 //!
 //! Wisp asks for the adapter's real limits (larger buffers, more storage bindings) unless
 //! told to behave like the WebGPU spec floor (`webgpu_default_limits`), and for the
-//! optional features it can use: `shader-f16`, `subgroups`, `timestamp-query`. Every
-//! kernel has a path without each optional feature.
+//! optional features it can use: `shader-f16`, `subgroups`, and (only when a benchmark
+//! asks, `DeviceOptions::timestamps`) `timestamp-query`. Every kernel has a path without
+//! each optional feature.
 //!
 //! **Device loss.** A device can be lost at any time: the driver resets, the GPU is
 //! removed, the OS reclaims it from a backgrounded app, or someone calls
@@ -26,6 +27,9 @@ pub struct DeviceOptions {
     pub no_f16: bool,
     /// Behave as if the adapter lacked subgroups.
     pub no_subgroups: bool,
+    /// Request `timestamp-query` where the adapter has it (benchmarks only: it is opt-in
+    /// so ordinary devices are created with no more than they use).
+    pub timestamps: bool,
 }
 
 /// What the device granted.
@@ -39,6 +43,39 @@ pub struct Capabilities {
     pub subgroups: bool,
     pub timestamps: bool,
     pub limits: wgpu::Limits,
+    /// How the mat-vec and prefill kernels share out a matrix (see [`MatLayout`]).
+    pub mat_layout: MatLayout,
+}
+
+/// Which family of matrix kernels suits the device.
+///
+/// GPUs run [`MatLayout::Coalesced`]: the lanes of a workgroup share a row and read it
+/// together. CPU-backed WebGPU devices (Mesa's lavapipe, SwiftShader) run
+/// [`MatLayout::RowPerInvocation`]: their "lanes" are SIMD slots of one CPU core, where a
+/// storage load is a per-lane loop and barriers switch coroutines, so one row per
+/// invocation (no reduction, activations indexed by uniform values) costs far less.
+/// Measured on lavapipe with SmolLM2: 2.5x less CPU time per decode token and 4.6x per
+/// prefill token (see `wisp_shaders::quant`). Tests may override the choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatLayout {
+    Coalesced,
+    RowPerInvocation,
+}
+
+impl MatLayout {
+    /// The layout for an adapter: CPU-backed adapters get one row per invocation.
+    pub fn for_adapter(device_type: wgpu::DeviceType, name: &str, driver: &str) -> MatLayout {
+        let text = format!("{name} {driver}").to_ascii_lowercase();
+        if device_type == wgpu::DeviceType::Cpu
+            || text.contains("swiftshader")
+            || text.contains("llvmpipe")
+            || text.contains("lavapipe")
+        {
+            MatLayout::RowPerInvocation
+        } else {
+            MatLayout::Coalesced
+        }
+    }
 }
 
 /// A device, its queue, and the errors it reported asynchronously.
@@ -115,7 +152,7 @@ impl GpuContext {
         if available.contains(wgpu::Features::SUBGROUP) && !opts.no_subgroups {
             features |= wgpu::Features::SUBGROUP;
         }
-        if available.contains(wgpu::Features::TIMESTAMP_QUERY) {
+        if available.contains(wgpu::Features::TIMESTAMP_QUERY) && opts.timestamps {
             features |= wgpu::Features::TIMESTAMP_QUERY;
         }
         let limits = if opts.webgpu_default_limits {
@@ -156,6 +193,7 @@ impl GpuContext {
             subgroups: features.contains(wgpu::Features::SUBGROUP),
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             limits: device.limits(),
+            mat_layout: MatLayout::for_adapter(info.device_type, &info.name, &info.driver),
         };
         Ok(GpuContext {
             device,

@@ -7,7 +7,7 @@ pub mod device;
 pub mod kernel;
 pub mod wait;
 
-pub use device::{Capabilities, DeviceOptions, GpuContext};
+pub use device::{Capabilities, DeviceOptions, GpuContext, MatLayout};
 pub use kernel::{Kernel, PipelineCache};
 
 /// The wgpu version Wisp is built on, for callers that inspect adapters themselves.

@@ -1,7 +1,7 @@
 //! Architecture configuration: the hyper-parameters read from GGUF metadata, with the
 //! defaults llama.cpp applies when a key is absent.
 
-use crate::gguf::{Array, GgufHeader, Value};
+use crate::gguf::{shown, Array, GgufHeader, Value};
 use crate::Error;
 
 /// The architectures Wisp runs.
@@ -114,13 +114,17 @@ fn arch_key(arch: Arch, suffix: &str) -> String {
 fn get_usize(h: &GgufHeader, key: &str) -> Result<Option<usize>, Error> {
     match h.get(key) {
         None => Ok(None),
+        // At most u32::MAX, converted without `as`: usize is 32 bits on wasm32, where a
+        // cast would wrap 2^32 to 0.
         Some(v) => v
             .as_int()
-            .filter(|&x| (0..=(1i128 << 32)).contains(&x))
-            .map(|x| Some(x as usize))
+            .and_then(|x| u32::try_from(x).ok())
+            .and_then(|x| usize::try_from(x).ok())
+            .map(Some)
             .ok_or_else(|| {
                 Error::InvalidModel(format!(
-                    "{key} must be a small non-negative integer, got {v:?}"
+                    "{key} must be a small non-negative integer, got {}",
+                    v.describe()
                 ))
             }),
     }
@@ -138,7 +142,10 @@ fn get_f32(h: &GgufHeader, key: &str) -> Result<Option<f32>, Error> {
             .filter(|x| x.is_finite())
             .map(|x| Some(x as f32))
             .ok_or_else(|| {
-                Error::InvalidModel(format!("{key} must be a finite number, got {v:?}"))
+                Error::InvalidModel(format!(
+                    "{key} must be a finite number, got {}",
+                    v.describe()
+                ))
             }),
     }
 }
@@ -151,12 +158,23 @@ fn get_per_layer_uniform(h: &GgufHeader, key: &str) -> Result<Option<usize>, Err
                 .to_i64_vec()
                 .ok_or_else(|| Error::InvalidModel(format!("{key} must hold integers")))?;
             match v.first() {
-                Some(&first) if v.iter().all(|&x| x == first) && first > 0 => {
-                    Ok(Some(first as usize))
+                Some(&first) if v.iter().all(|&x| x == first) => {
+                    match u32::try_from(first)
+                        .ok()
+                        .and_then(|x| usize::try_from(x).ok())
+                    {
+                        Some(n) if n > 0 => Ok(Some(n)),
+                        _ => Err(Error::InvalidModel(format!(
+                            "{key} must be a small positive integer, got {first}"
+                        ))),
+                    }
                 }
-                _ => Err(Error::Unsupported(format!(
-                    "{key} varies per layer ({v:?}); Wisp needs one value for all layers"
+                Some(_) => Err(Error::Unsupported(format!(
+                    "{key} varies per layer ({:?}{}); Wisp needs one value for all layers",
+                    &v[..v.len().min(8)],
+                    if v.len() > 8 { ", …" } else { "" }
                 ))),
+                None => Err(Error::InvalidModel(format!("{key} is an empty array"))),
             }
         }
         _ => get_usize(h, key),
@@ -180,7 +198,8 @@ impl ModelConfig {
             .ok_or_else(|| Error::InvalidModel("missing metadata general.architecture".into()))?;
         let arch = Arch::from_name(arch_name).ok_or_else(|| {
             Error::Unsupported(format!(
-                "architecture {arch_name:?} (Wisp runs: {})",
+                "architecture {} (Wisp runs: {})",
+                shown(arch_name),
                 Arch::SUPPORTED.join(", ")
             ))
         })?;
@@ -244,7 +263,12 @@ impl ModelConfig {
                     1.0
                 }
             }
-            Some(other) => return Err(Error::Unsupported(format!("RoPE scaling type {other:?}"))),
+            Some(other) => {
+                return Err(Error::Unsupported(format!(
+                    "RoPE scaling type {}",
+                    shown(other)
+                )))
+            }
         };
         // RoPE's attention factor scales cos and sin, so q·k by its square (Phi-3 LongRoPE).
         let rope_attn_factor = get_f32(h, &k("rope.scaling.attn_factor"))?.unwrap_or(1.0);

@@ -342,7 +342,23 @@ impl Tokenizer {
     /// (user input). User-defined tokens are matched either way, as in llama.cpp.
     pub fn encode(&self, text: &str, parse_special: bool) -> Vec<u32> {
         let mut out = Vec::new();
-        self.encode_into(text, parse_special, &mut out);
+        self.encode_into(text, &|_, _| parse_special, &mut out);
+        out
+    }
+
+    /// `encode(text, true)`, except that an occurrence of a control (or unknown) token's
+    /// text becomes that token only where `allow(id, byte_range)` says so; elsewhere it
+    /// stays text, as without `parse_special`. For prompts that mix template markup with
+    /// untrusted content: text fragments are the same as `encode(text, true)` would
+    /// tokenize whenever every occurrence is allowed, so merges across the markup/content
+    /// boundary do not change.
+    pub fn encode_special_where(
+        &self,
+        text: &str,
+        allow: &dyn Fn(u32, std::ops::Range<usize>) -> bool,
+    ) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.encode_into(text, allow, &mut out);
         out
     }
 
@@ -353,15 +369,15 @@ impl Tokenizer {
         if self.vocab.add_bos {
             out.extend(self.vocab.bos);
         }
-        self.encode_into(text, parse_special, &mut out);
+        self.encode_into(text, &|_, _| parse_special, &mut out);
         if self.vocab.add_eos {
             out.extend(self.vocab.eos);
         }
         out
     }
 
-    fn encode_into(&self, text: &str, parse_special: bool, out: &mut Vec<u32>) {
-        let frags = self.specials.partition(&self.vocab, text, parse_special);
+    fn encode_into(&self, text: &str, allow: &AllowSpecial, out: &mut Vec<u32>) {
+        let frags = self.specials.partition(&self.vocab, text, allow);
         // SentencePiece: a space goes before the first text and before every text that
         // follows a special token (llama.cpp does this even mid-prompt, on purpose).
         let mut prev_special = true;
@@ -490,6 +506,9 @@ impl Tokenizer {
     }
 }
 
+/// Whether a control/unknown token's text at this byte range becomes the token.
+type AllowSpecial<'a> = dyn Fn(u32, std::ops::Range<usize>) -> bool + 'a;
+
 /// A piece of the input after special tokens are carved out: a byte range of text, or
 /// a token.
 #[derive(Debug, PartialEq)]
@@ -552,7 +571,7 @@ impl SpecialMatcher {
         found
     }
 
-    fn partition(&self, vocab: &Vocab, text: &str, parse_special: bool) -> Vec<Frag> {
+    fn partition(&self, vocab: &Vocab, text: &str, allow: &AllowSpecial) -> Vec<Frag> {
         if text.is_empty() {
             return Vec::new();
         }
@@ -561,10 +580,9 @@ impl SpecialMatcher {
         for pos in self.present(bytes) {
             let id = vocab.specials[pos as usize];
             let a = vocab.attr(id);
-            // Without parse_special only user-defined tokens are carved out.
-            if !parse_special && a & (attr::CONTROL | attr::UNKNOWN) != 0 {
-                continue;
-            }
+            // User-defined tokens are carved out everywhere; control and unknown ones
+            // only where `allow` says (nowhere without parse_special).
+            let gated = a & (attr::CONTROL | attr::UNKNOWN) != 0;
             let tok = vocab.texts[id as usize].as_bytes();
             let mut next = Vec::with_capacity(frags.len() + 2);
             for f in frags {
@@ -572,7 +590,13 @@ impl SpecialMatcher {
                     next.push(f);
                     continue;
                 };
-                while let Some(m) = find(&bytes[s..e], tok).map(|m| m + s) {
+                let mut from = s;
+                while let Some(m) = find(&bytes[from..e], tok).map(|m| m + from) {
+                    if gated && !allow(id, m..m + tok.len()) {
+                        // Stays text; look for the next occurrence.
+                        from = m + 1;
+                        continue;
+                    }
                     let mut left_end = m;
                     if a & attr::LSTRIP != 0 {
                         while left_end > s && is_c_space(bytes[left_end - 1]) {
@@ -589,6 +613,7 @@ impl SpecialMatcher {
                             s += 1;
                         }
                     }
+                    from = s;
                 }
                 if s < e {
                     next.push(Frag::Text(s, e));

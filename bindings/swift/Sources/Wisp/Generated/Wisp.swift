@@ -1587,6 +1587,11 @@ public struct EngineConfig: Equatable, Hashable {
      * Refuse to load if the model and its KV cache would need more GPU memory than this.
      */
     public var gpuMemoryBudgetBytes: UInt64?
+    /**
+     * Refuse the file (`ChecksumMismatch`) unless its SHA-256 is this (64 hex digits).
+     * The hash is taken over the very bytes the model is loaded from.
+     */
+    public var sha256: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -1599,10 +1604,15 @@ public struct EngineConfig: Equatable, Hashable {
          */contextSize: UInt32? = nil, 
         /**
          * Refuse to load if the model and its KV cache would need more GPU memory than this.
-         */gpuMemoryBudgetBytes: UInt64? = nil) {
+         */gpuMemoryBudgetBytes: UInt64? = nil, 
+        /**
+         * Refuse the file (`ChecksumMismatch`) unless its SHA-256 is this (64 hex digits).
+         * The hash is taken over the very bytes the model is loaded from.
+         */sha256: String? = nil) {
         self.useCpu = useCpu
         self.contextSize = contextSize
         self.gpuMemoryBudgetBytes = gpuMemoryBudgetBytes
+        self.sha256 = sha256
     }
 
     
@@ -1623,7 +1633,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
             try EngineConfig(
                 useCpu: FfiConverterBool.read(from: &buf), 
                 contextSize: FfiConverterOptionUInt32.read(from: &buf), 
-                gpuMemoryBudgetBytes: FfiConverterOptionUInt64.read(from: &buf)
+                gpuMemoryBudgetBytes: FfiConverterOptionUInt64.read(from: &buf), 
+                sha256: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -1631,6 +1642,7 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
         FfiConverterBool.write(value.useCpu, into: &buf)
         FfiConverterOptionUInt32.write(value.contextSize, into: &buf)
         FfiConverterOptionUInt64.write(value.gpuMemoryBudgetBytes, into: &buf)
+        FfiConverterOptionString.write(value.sha256, into: &buf)
     }
 }
 
@@ -2203,7 +2215,7 @@ enum WispError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Download(detail: String
     )
     /**
-     * The downloaded file's SHA-256 is not the expected one; the file was deleted.
+     * The file's SHA-256 is not the expected one (a downloaded file is deleted).
      */
     case ChecksumMismatch(expected: String, actual: String
     )

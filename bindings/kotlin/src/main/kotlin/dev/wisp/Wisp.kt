@@ -12,14 +12,20 @@ import kotlinx.coroutines.launch
 
 object Wisp {
     /**
-     * Load a GGUF model file off the calling thread. Cancelling the coroutine cancels the
-     * load (it then throws [kotlinx.coroutines.CancellationException]).
+     * Load a GGUF model file off the calling thread. With [sha256] (or `config.sha256`),
+     * a file with another hash is refused with [WispException.ChecksumMismatch] before
+     * anything is loaded. Cancelling the coroutine cancels the load (it then throws
+     * [kotlinx.coroutines.CancellationException]).
      */
     suspend fun load(
         path: String,
         config: EngineConfig = EngineConfig(),
+        sha256: String? = null,
         onProgress: (stage: LoadStage, done: Long, total: Long) -> Unit = { _, _, _ -> },
-    ): Engine = withToken { token -> loadEngine(path, config, progress(onProgress), token) }
+    ): Engine = withToken { token ->
+        val checked = if (sha256 != null) config.copy(sha256 = sha256) else config
+        loadEngine(path, checked, progress(onProgress), token)
+    }
 
     /**
      * Download [url] into [cacheDir] (resuming an interrupted download, checking [sha256]
@@ -33,7 +39,7 @@ object Wisp {
         onProgress: (stage: LoadStage, done: Long, total: Long) -> Unit = { _, _, _ -> },
     ): Engine {
         val path = download(url, cacheDir, sha256, onProgress)
-        return load(path, config, onProgress)
+        return load(path, config, onProgress = onProgress)
     }
 
     /** Download [url] into [cacheDir]; returns the file's path. Cancellable. */

@@ -2924,6 +2924,12 @@ data class EngineConfig (
      * Refuse to load if the model and its KV cache would need more GPU memory than this.
      */
     var `gpuMemoryBudgetBytes`: kotlin.ULong? = null 
+    , 
+    /**
+     * Refuse the file (`ChecksumMismatch`) unless its SHA-256 is this (64 hex digits).
+     * The hash is taken over the very bytes the model is loaded from.
+     */
+    var `sha256`: kotlin.String? = null 
     
 ){
     
@@ -2943,19 +2949,22 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
             FfiConverterBoolean.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalULong.read(buf),
+            FfiConverterOptionalString.read(buf),
         )
     }
 
     override fun allocationSize(value: EngineConfig) = (
             FfiConverterBoolean.allocationSize(value.`useCpu`) +
             FfiConverterOptionalUInt.allocationSize(value.`contextSize`) +
-            FfiConverterOptionalULong.allocationSize(value.`gpuMemoryBudgetBytes`)
+            FfiConverterOptionalULong.allocationSize(value.`gpuMemoryBudgetBytes`) +
+            FfiConverterOptionalString.allocationSize(value.`sha256`)
     )
 
     override fun write(value: EngineConfig, buf: ByteBuffer) {
             FfiConverterBoolean.write(value.`useCpu`, buf)
             FfiConverterOptionalUInt.write(value.`contextSize`, buf)
             FfiConverterOptionalULong.write(value.`gpuMemoryBudgetBytes`, buf)
+            FfiConverterOptionalString.write(value.`sha256`, buf)
     }
 }
 
@@ -3432,7 +3441,7 @@ sealed class WispException: kotlin.Exception() {
     }
     
     /**
-     * The downloaded file's SHA-256 is not the expected one; the file was deleted.
+     * The file's SHA-256 is not the expected one (a downloaded file is deleted).
      */
     class ChecksumMismatch(
         

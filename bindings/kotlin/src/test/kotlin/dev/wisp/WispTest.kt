@@ -69,6 +69,18 @@ fun main() {
             f.delete()
         }
     }
+    tests += "a wrong sha256 is WispException.ChecksumMismatch, before loading" to {
+        val stages = mutableListOf<LoadStage>()
+        val wrong = "ab".repeat(32)
+        val err = expectThrows<WispException.ChecksumMismatch> {
+            Wisp.load(modelPath, sha256 = wrong) { stage, _, _ -> synchronized(stages) { stages += stage } }
+        }
+        val actual = MessageDigest.getInstance("SHA-256").digest(File(modelPath).readBytes())
+            .joinToString("") { "%02x".format(it) }
+        check(err.expected == wrong && err.actual == actual) { "$err" }
+        check(LoadStage.LOADING !in stages) { "loaded anyway: $stages" }
+    }
+
     tests += "load SmolLM2 on the GPU with progress" to {
         var last = 0L
         var total = 0L

@@ -5,6 +5,7 @@
 //
 // Vulkan on lavapipe needs GGML_VK_VISIBLE_DEVICES=0 (set here when absent).
 import {getLlama} from "node-llama-cpp";
+import os from "node:os";
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -19,7 +20,10 @@ process.env.GGML_VK_VISIBLE_DEVICES ??= "0";
 const t0 = performance.now();
 const llama = await getLlama({gpu: backend === "cpu" ? false : backend, build: "never", skipDownload: true});
 const model = await llama.loadModel({modelPath, gpuLayers: backend === "cpu" ? 0 : "max"});
-const context = await model.createContext({contextSize: Math.max(256, pp + tg + 8), batchSize: Math.max(pp, 8)});
+// One thread per core: node-llama-cpp's default (4 here) oversubscribes a 2-core machine,
+// and llama.cpp's spinning thread barriers then make the CPU build ~10x slower.
+const threads = os.availableParallelism?.() ?? os.cpus().length;
+const context = await model.createContext({contextSize: Math.max(256, pp + tg + 8), batchSize: Math.max(pp, 8), threads});
 const loadS = (performance.now() - t0) / 1000;
 const seq = context.getSequence();
 // The same prompt ids as `wisp bench`: spread over the vocabulary.
@@ -50,7 +54,7 @@ for (let rep = 0; rep <= reps; rep++) {
 const ppS = median(ppTimes);
 console.log(JSON.stringify({
     load_s: loadS, pp_tokens: pp, pp_tok_s: pp / ppS, tg_tokens: tg, tg_tok_s: tg > 0 ? tg / median(tgTimes) : 0,
-    ttft_s: ppS, backend, lp_num_threads: process.env.LP_NUM_THREADS ?? null, device: llama.getGpuDeviceNames ? await llama.getGpuDeviceNames() : [],
+    ttft_s: ppS, backend, threads, lp_num_threads: process.env.LP_NUM_THREADS ?? null, device: llama.getGpuDeviceNames ? await llama.getGpuDeviceNames() : [],
 }));
 await context.dispose();
 await model.dispose();

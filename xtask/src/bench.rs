@@ -418,11 +418,10 @@ fn ensure_llama_cpp() -> Result<(), String> {
         "installing node-llama-cpp (prebuilt llama.cpp) into {}",
         modules.display()
     );
-    let verb = if dir.join("package-lock.json").exists() {
-        "ci"
-    } else {
-        "install"
-    };
+    // `npm install` (not `ci`): the lockfile pins every version, but the registry this
+    // project can reach lacks some of node-llama-cpp's optional platform packages
+    // (riscv64, macOS, Windows), which `npm ci` refuses as "missing from lock file".
+    let verb = "install";
     let status = Command::new("npm")
         .args([
             verb,

@@ -136,6 +136,19 @@ fn ci(full: bool) -> Result<(), String> {
             "warnings",
         ]))
     })?;
+    step("clippy cpu-only", &mut || {
+        // The runtime without its GPU half (what the fuzz targets build).
+        run(cargo().args([
+            "clippy",
+            "-p",
+            "wisp",
+            "--no-default-features",
+            "--lib",
+            "--",
+            "-D",
+            "warnings",
+        ]))
+    })?;
     step("clippy wasm", &mut || {
         run(cargo().args([
             "clippy",

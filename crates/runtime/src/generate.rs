@@ -26,8 +26,10 @@ use crate::tokenizer::{StreamDecoder, Tokenizer};
 use crate::Error;
 
 /// Prompt tokens evaluated per step while prefilling a long prompt: the GPU session's
-/// batch, so each chunk is one submission, and cancellation is checked between chunks.
-pub const PREFILL_CHUNK: usize = crate::engine::plan::MAX_BATCH;
+/// batch (`engine::plan::MAX_BATCH` is defined as this), so each chunk is one submission,
+/// and cancellation is checked between chunks. Defined here because the CPU-only build
+/// (no `gpu` feature) has no engine.
+pub const PREFILL_CHUNK: usize = 256;
 
 /// Something that evaluates tokens against a KV cache: the CPU oracle or the GPU engine.
 pub trait Forward {

@@ -6,8 +6,9 @@ use crate::gguf::{GgufHeader, TensorInfo};
 use crate::model::ModelConfig;
 use crate::Error;
 
-/// Tokens evaluated together in one prefill pass (longer prompts go in several passes).
-pub const MAX_BATCH: usize = 256;
+/// Tokens evaluated together in one prefill pass (longer prompts go in several passes):
+/// the generation loop's prefill chunk, so each chunk is one submission.
+pub const MAX_BATCH: usize = crate::generate::PREFILL_CHUNK;
 
 /// How one weight matrix is split into bindable row chunks.
 #[derive(Debug, Clone, PartialEq, Eq)]

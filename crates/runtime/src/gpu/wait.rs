@@ -111,11 +111,24 @@ impl GpuContext {
 
     /// The outcome of a callback: natively after polling the device to completion (so it
     /// has run, or never will).
+    ///
+    /// Another thread polling the same device may be running this callback right now
+    /// (wgpu fires callbacks on whichever thread polled), so an idle device with no answer
+    /// yet is waited on briefly, then reported.
     #[cfg(feature = "native")]
     async fn settle<T>(&self, rx: Receiver<T>) -> Result<Option<T>, Error> {
-        self.poll_to_completion()?;
-        rx.try_take()
-            .map_err(|()| self.failure("the GPU finished without answering".into()))
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            self.poll_to_completion()?;
+            if let Ok(v) = rx.try_take() {
+                return Ok(v);
+            }
+            self.check_alive()?;
+            if std::time::Instant::now() > deadline {
+                return Err(self.failure("the GPU finished without answering".into()));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
     }
 
     /// The outcome of a callback: on the web, by awaiting it (the event loop runs).

@@ -19,7 +19,8 @@ use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::quant::{dequantize, f32_to_f16, GgmlType};
 use wisp_shaders::quant::{
     get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, matvec_rows,
-    matvec_rows_groups, matvec_single, matvec_single_groups, MatVariant, QUANT_TYPES,
+    matvec_rows_groups, matvec_rows_sg, matvec_single, matvec_single_groups, MatVariant,
+    MATVEC_ROWS_SG_MIN, QUANT_TYPES,
 };
 
 struct Rng(u64);
@@ -288,7 +289,7 @@ fn check_device(opts: DeviceOptions, seed: u64) {
     let mut failures = Vec::new();
     let start = std::time::Instant::now();
     for ty in QUANT_TYPES {
-        let kernels = [
+        let mut kernels = vec![
             (
                 "matvec",
                 matvec(ty, &v).unwrap(),
@@ -320,6 +321,21 @@ fn check_device(opts: DeviceOptions, seed: u64) {
                 false,
             ),
         ];
+        // The subgroup variants where the device runs them (lavapipe: 8 lanes).
+        if ctx.caps.subgroup_min_size >= MATVEC_ROWS_SG_MIN && !is_float(ty) {
+            kernels.push((
+                "matvec_rows_sg",
+                matvec_rows_sg(ty, false).unwrap(),
+                (|r, n| matvec_rows_groups(r, n, false)) as fn(u32, u32) -> _,
+                false,
+            ));
+            kernels.push((
+                "matvec_rows_sg_single",
+                matvec_rows_sg(ty, true).unwrap(),
+                (|r, n| matvec_rows_groups(r, n, true)) as fn(u32, u32) -> _,
+                false,
+            ));
+        }
         for (name, src, groups, f16) in kernels {
             let k = match ctx.compile(&format!("{name}_{ty}"), &src) {
                 Ok(k) => k,

@@ -148,6 +148,24 @@ pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
     build_with(ty, MATVEC_ROWS_SRC, false, &defines)
 }
 
+/// [`matvec_rows`] for devices with subgroups of at least 8 lanes (native only: wgpu's
+/// WebGPU backend has no subgroups): each block of activations is one per-lane load and
+/// eight broadcasts instead of eight loads. Same bindings, params and workgroups. None for
+/// the float types (they keep [`matvec_rows`]).
+pub fn matvec_rows_sg(ty: &str, single: bool) -> Option<String> {
+    if block_of(ty)?.2.contains(&"FLOAT_TAIL") {
+        return None;
+    }
+    let mut defines = vec![dq32_define(ty), "SG"];
+    if single {
+        defines.push("TOK1");
+    }
+    build_with(ty, MATVEC_ROWS_SRC, false, &defines)
+}
+
+/// Smallest subgroup [`matvec_rows_sg`] works with.
+pub const MATVEC_ROWS_SG_MIN: u32 = 8;
+
 /// Workgroups for [`matvec_rows`]: 64 rows per workgroup over x/y,
 /// 8 tokens (or one, when `single`) per z slice.
 pub fn matvec_rows_groups(rows: u32, n_tokens: u32, single: bool) -> (u32, u32, u32) {
@@ -229,6 +247,13 @@ mod tests {
             assert!(get_rows(ty).unwrap().contains("fn dq8"));
         }
         assert!(matvec("Q8_1", &MatVariant::default()).is_none());
+        assert!(matvec_rows_sg("F16", true).is_none());
+        assert!(matvec_rows_sg("Q4_K", false)
+            .unwrap()
+            .contains("subgroupBroadcast"));
+        assert!(!matvec_rows("Q4_K", false)
+            .unwrap()
+            .contains("subgroupBroadcast"));
     }
 
     #[test]

@@ -87,30 +87,61 @@ fn float_row(row: u32, t0: u32, nt: u32) {
 fn xv(i: u32) -> vec4<f32> {
     return X4[i >> 2u];
 }
+
+// The 32 activations from float index `xb` (a multiple of 4), the same for every lane.
+#if SG
+// Subgroup variant (native, subgroups of at least 8 lanes): lane k of the subgroup loads
+// the k-th vec4 and broadcasts hand it to the others. A storage load inside a loop costs
+// lavapipe a per-lane loop even when every lane reads the same address, so this is one
+// such loop instead of eight; prefill, which reloads the activations per token, gains
+// the most. Needs every lane of the subgroup active: callers stay in uniform control flow.
+fn xblock(xb: u32, lane: u32) -> array<vec4<f32>, 8> {
+    let mine = X4[(xb >> 2u) + (lane & 7u)];
+    return array<vec4<f32>, 8>(
+        subgroupBroadcast(mine, 0u), subgroupBroadcast(mine, 1u),
+        subgroupBroadcast(mine, 2u), subgroupBroadcast(mine, 3u),
+        subgroupBroadcast(mine, 4u), subgroupBroadcast(mine, 5u),
+        subgroupBroadcast(mine, 6u), subgroupBroadcast(mine, 7u));
+}
+#else
+fn xblock(xb: u32, lane: u32) -> array<vec4<f32>, 8> {
+    var xs: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) { xs[k] = xv(xb + 4u * k); }
+    return xs;
+}
+#endif
 #endif
 
 @compute @workgroup_size(ROWS)
 fn main(@builtin(workgroup_id) wg: vec3<u32>,
         @builtin(num_workgroups) nwg: vec3<u32>,
-        @builtin(local_invocation_index) li: u32) {
+        @builtin(local_invocation_index) li: u32
+#if SG
+        , @builtin(subgroup_invocation_id) lane: u32
+#endif
+        ) {
+#if !SG
+    let lane = 0u;
+#endif
     let row = (wg.x + wg.y * nwg.x) * ROWS + li;
     let stride = ROWS * nwg.x * nwg.y;
     let t0 = wg.z * TOK;
     let nt = min(TOK, P.n_tokens - min(t0, P.n_tokens));
-    if (row >= P.rows) { return; }
 #if FLOAT_TAIL
+    if (row >= P.rows) { return; }
     for (var r = 0u; r < RPI; r++) {
         if (row + r * stride < P.rows) { float_row(row + r * stride, t0, nt); }
     }
 #else
+    // No early exit for rows past the end: with SG every lane must reach the broadcasts.
+    // Such lanes read the last row and store nothing.
     let ns = P.cols / 32u;
 #if TOK1
     // Decode: each activation block is loaded once for RPI rows.
     var acc = array<f32, RPI>();
     let xb = P.x_offset + t0 * P.x_stride;
     for (var s = 0u; s < ns; s++) {
-        var xs: array<vec4<f32>, 8>;
-        for (var k = 0u; k < 8u; k++) { xs[k] = xv(xb + 32u * s + 4u * k); }
+        let xs = xblock(xb + 32u * s, lane);
         for (var r = 0u; r < RPI; r++) {
             let rr = row + r * stride;
             if (rr < P.rows) {
@@ -129,10 +160,10 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
 #else
     // A batch: two rows, each dequantized block used for every token of the pass and
     // each activation load for both rows.
+    let last = max(P.rows, 1u) - 1u;
     let row2 = row + stride;
-    let has2 = row2 < P.rows;
-    let rb = row * row_bytes(P.cols);
-    let rb2 = select(rb, row2 * row_bytes(P.cols), has2);
+    let rb = min(row, last) * row_bytes(P.cols);
+    let rb2 = min(row2, last) * row_bytes(P.cols);
     var acc = array<f32, TOK>();
     var acc2 = array<f32, TOK>();
     for (var s = 0u; s < ns; s++) {
@@ -141,13 +172,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         let c = 32u * s;
         for (var t = 0u; t < TOK; t++) {
             if (t < nt) {
-                let xb = P.x_offset + (t0 + t) * P.x_stride + c;
+                let x = xblock(P.x_offset + (t0 + t) * P.x_stride + c, lane);
                 var sum = 0.0;
                 var sum2 = 0.0;
                 for (var k = 0u; k < 8u; k++) {
-                    let x = xv(xb + 4u * k);
-                    sum += dot(w[k], x);
-                    sum2 += dot(w2[k], x);
+                    sum += dot(w[k], x[k]);
+                    sum2 += dot(w2[k], x[k]);
                 }
                 acc[t] += sum;
                 acc2[t] += sum2;
@@ -155,8 +185,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         }
     }
     for (var t = 0u; t < nt; t++) {
-        store(row, t0 + t, acc[t]);
-        if (has2) { store(row2, t0 + t, acc2[t]); }
+        if (row < P.rows) { store(row, t0 + t, acc[t]); }
+        if (row2 < P.rows) { store(row2, t0 + t, acc2[t]); }
     }
 #endif
 #endif

@@ -60,6 +60,9 @@ pub struct Kernels {
     cache: PipelineCache,
     pub f16: bool,
     pub layout: MatLayout,
+    /// Row kernels may use subgroups (when the device has them, at least
+    /// `MATVEC_ROWS_SG_MIN` wide); tests turn it off to run the portable kernel.
+    pub subgroup_rows: bool,
 }
 
 impl Kernels {
@@ -68,6 +71,7 @@ impl Kernels {
             cache: PipelineCache::default(),
             f16,
             layout,
+            subgroup_rows: true,
         }
     }
 
@@ -88,11 +92,21 @@ impl Kernels {
             (MatLayout::Coalesced, true) => Ok((self.matmul(ctx, ty)?, q::matmul_groups)),
             (MatLayout::RowPerInvocation, single) => {
                 let single = !single;
-                let src = q::matvec_rows(ty.name(), single)
+                let sg_src = (ctx.caps.subgroup_min_size >= q::MATVEC_ROWS_SG_MIN
+                    && self.subgroup_rows)
+                    .then(|| q::matvec_rows_sg(ty.name(), single))
+                    .flatten();
+                let sg = sg_src.is_some();
+                let src = sg_src
+                    .or_else(|| q::matvec_rows(ty.name(), single))
                     .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
                 let kernel = self.cache.get_or_compile(
                     ctx,
-                    &format!("matvec_rows{}_{ty}", if single { "1" } else { "" }),
+                    &format!(
+                        "matvec_rows{}{}_{ty}",
+                        if single { "1" } else { "" },
+                        if sg { "_sg" } else { "" }
+                    ),
                     || src,
                 )?;
                 let groups: MatGroups = if single {

@@ -41,6 +41,8 @@ pub struct Capabilities {
     pub driver: String,
     pub f16: bool,
     pub subgroups: bool,
+    /// The smallest subgroup the device may run (0 without subgroups).
+    pub subgroup_min_size: u32,
     pub timestamps: bool,
     pub limits: wgpu::Limits,
     /// How the mat-vec and prefill kernels share out a matrix (see [`MatLayout`]).
@@ -191,6 +193,11 @@ impl GpuContext {
                 .to_string(),
             f16: features.contains(wgpu::Features::SHADER_F16),
             subgroups: features.contains(wgpu::Features::SUBGROUP),
+            subgroup_min_size: if features.contains(wgpu::Features::SUBGROUP) {
+                info.subgroup_min_size
+            } else {
+                0
+            },
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             limits: device.limits(),
             mat_layout: MatLayout::for_adapter(info.device_type, &info.name, &info.driver),

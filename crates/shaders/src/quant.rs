@@ -70,11 +70,11 @@ fn block_of(ty: &str) -> Option<(u32, u32, &'static [&'static str])> {
     Some(match ty {
         "F32" => (1, 4, &["FLOAT_TAIL"]),
         "F16" | "BF16" => (1, 2, &["FLOAT_TAIL"]),
-        "Q4_0" => (32, 18, &[]),
-        "Q4_1" => (32, 20, &[]),
-        "Q5_0" => (32, 22, &[]),
-        "Q5_1" => (32, 24, &[]),
-        "Q8_0" => (32, 34, &[]),
+        "Q4_0" => (32, 18, &["DQ32_BLOCK"]),
+        "Q4_1" => (32, 20, &["DQ32_BLOCK"]),
+        "Q5_0" => (32, 22, &["DQ32_BLOCK"]),
+        "Q5_1" => (32, 24, &["DQ32_BLOCK"]),
+        "Q8_0" => (32, 34, &["DQ32_BLOCK"]),
         "IQ4_NL" => (32, 18, &["IQ4"]),
         "Q2_K" => (256, 84, &[]),
         "Q3_K" => (256, 110, &[]),
@@ -111,6 +111,10 @@ fn build_with(ty: &str, kernel: &str, f16: bool, more: &[&str]) -> Option<String
         out.push_str("enable f16;\n");
     }
     out.push_str(&format!("const BS: u32 = {bs}u;\nconst TS: u32 = {ts}u;\n"));
+    if extra.contains(&"DQ32_BLOCK") {
+        // Words a block is read as (its last one may run into the next block).
+        out.push_str(&format!("const NB: u32 = {}u;\n", ts.div_ceil(4)));
+    }
     out.push_str(&crate::preprocess(kernel, &defines));
     out.push_str(&crate::preprocess(DEQUANT, &defines));
     Some(out)
@@ -122,6 +126,8 @@ const MATVEC_ROWS: u32 = 8;
 const MATVEC_ROWS_PER_GROUP: u32 = 64;
 /// Tokens per mat-vec pass (`TOK` in matvec.wgsl).
 const MATVEC_TOKENS: u32 = 8;
+/// Tokens per pass of the batched row kernel (`TOK` in matvec_rows.wgsl).
+const MATVEC_ROWS_TOKENS: u32 = 16;
 /// Matmul tile: rows x tokens (`TM`, `TN` in matmul.wgsl).
 const MATMUL_TILE: (u32, u32) = (64, 64);
 /// Columns per get_rows workgroup (64 invocations x 8 columns).
@@ -170,7 +176,7 @@ pub const MATVEC_ROWS_SG_MIN: u32 = 8;
 /// 8 tokens (or one, when `single`) per z slice.
 pub fn matvec_rows_groups(rows: u32, n_tokens: u32, single: bool) -> (u32, u32, u32) {
     let (x, y) = spread(rows.div_ceil(MATVEC_ROWS_PER_GROUP));
-    let per = if single { 1 } else { MATVEC_TOKENS };
+    let per = if single { 1 } else { MATVEC_ROWS_TOKENS };
     (x, y, n_tokens.div_ceil(per).max(1))
 }
 

@@ -38,7 +38,7 @@ const TOK: u32 = 1u;
 const RPI: u32 = 8u;
 #else
 const ROWS: u32 = 32u;
-const TOK: u32 = 8u;
+const TOK: u32 = 16u;
 const RPI: u32 = 2u;
 #endif
 

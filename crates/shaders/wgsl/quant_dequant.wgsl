@@ -63,24 +63,6 @@ fn sbytes(w: u32) -> vec4<f32> {
 
 fn uf(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(v); }
 
-// 16 bytes starting at byte `b` (any alignment) as four words: five loads at most.
-fn ld16(b: u32) -> array<u32, 4> {
-    let i = b >> 2u;
-    let s = (b & 3u) * 8u;
-    var r: array<u32, 4>;
-    if (s == 0u) {
-        for (var k = 0u; k < 4u; k++) { r[k] = W[i + k]; }
-    } else {
-        var p = W[i];
-        for (var k = 0u; k < 4u; k++) {
-            let n = W[i + k + 1u];
-            r[k] = (p >> s) | (n << (32u - s));
-            p = n;
-        }
-    }
-    return r;
-}
-
 // 32 bytes starting at byte `b` (any alignment) as eight words: nine loads at most.
 fn ld32(b: u32) -> array<u32, 8> {
     let i = b >> 2u;
@@ -98,6 +80,38 @@ fn ld32(b: u32) -> array<u32, 8> {
     }
     return r;
 }
+
+#if DQ32_BLOCK
+// The 32-element block types decode a block from its bytes read as NB words
+// (`dq32b`), wherever those words come from: `blk` below reads them from `W` (one load
+// per word, plus one when the block is not 4-byte aligned); the decode mat-vec for
+// CPU-backed devices reads several blocks at once through 16-byte loads
+// (matvec_rows.wgsl, WIN).
+fn blk(b: u32) -> array<u32, NB> {
+    let i = b >> 2u;
+    var r: array<u32, NB>;
+    if ((b & 2u) == 0u) {
+        for (var k = 0u; k < NB; k++) { r[k] = W[i + k]; }
+    } else {
+        var p = W[i];
+        for (var k = 0u; k < NB; k++) {
+            let n = W[i + k + 1u];
+            r[k] = (p >> 16u) | (n << 16u);
+            p = n;
+        }
+    }
+    return r;
+}
+
+// The word at byte 4k + 2 of a block's words.
+fn odd(q: array<u32, NB>, k: u32) -> u32 {
+    return (q[k] >> 16u) | (q[k + 1u] << 16u);
+}
+
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    return dq32b(blk(rb + s * TS));
+}
+#endif
 
 #if DQ32_GENERIC
 // Columns 32s .. 32s+32 through four `dq8` calls (types without a block-wise reader).
@@ -192,15 +206,14 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     return W8(d * (uf(fld(q.x, sh, 15u)) - 8.0), d * (uf(fld(q.y, sh, 15u)) - 8.0));
 }
 
-// Columns 32s .. 32s+32 (one block), every word read once.
-fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
-    let base = rb + s * TS;
-    let d = ldh(base);
-    let q = ld16(base + 2u);
+// One block from its words (see `blk`).
+fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
+    let d = unpack2x16float(q[0]).x;
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 4u; k++) {
-        r[k] = d * (uf(fld(q[k], 0u, 15u)) - 8.0);
-        r[k + 4u] = d * (uf(fld(q[k], 4u, 15u)) - 8.0);
+        let w = odd(q, k);
+        r[k] = d * (uf(fld(w, 0u, 15u)) - 8.0);
+        r[k + 4u] = d * (uf(fld(w, 4u, 15u)) - 8.0);
     }
     return r;
 }
@@ -217,14 +230,12 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     return W8(dm.x * uf(fld(q.x, sh, 15u)) + dm.y, dm.x * uf(fld(q.y, sh, 15u)) + dm.y);
 }
 
-fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
-    let base = rb + s * TS;
-    let dm = unpack2x16float(ld4(base));
-    let q = ld16(base + 4u);
+fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
+    let dm = unpack2x16float(q[0]);
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 4u; k++) {
-        r[k] = dm.x * uf(fld(q[k], 0u, 15u)) + dm.y;
-        r[k + 4u] = dm.x * uf(fld(q[k], 4u, 15u)) + dm.y;
+        r[k] = dm.x * uf(fld(q[k + 1u], 0u, 15u)) + dm.y;
+        r[k + 4u] = dm.x * uf(fld(q[k + 1u], 4u, 15u)) + dm.y;
     }
     return r;
 }
@@ -245,15 +256,14 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     return W8(d * (uf(a) - 16.0), d * (uf(b) - 16.0));
 }
 
-fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
-    let base = rb + s * TS;
-    let d = ldh(base);
-    let qh = ld4(base + 2u);
-    let q = ld16(base + 6u);
+fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
+    let d = unpack2x16float(q[0]).x;
+    let qh = odd(q, 0u);
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 4u; k++) {
-        let lo = fld(q[k], 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
-        let hi = fld(q[k], 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        let w = odd(q, k + 1u);
+        let lo = fld(w, 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = fld(w, 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
         r[k] = d * (uf(lo) - 16.0);
         r[k + 4u] = d * (uf(hi) - 16.0);
     }
@@ -275,15 +285,13 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     return W8(dm.x * uf(a) + dm.y, dm.x * uf(b) + dm.y);
 }
 
-fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
-    let base = rb + s * TS;
-    let dm = unpack2x16float(ld4(base));
-    let qh = ld4(base + 4u);
-    let q = ld16(base + 8u);
+fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
+    let dm = unpack2x16float(q[0]);
+    let qh = q[1];
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 4u; k++) {
-        let lo = fld(q[k], 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
-        let hi = fld(q[k], 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
+        let lo = fld(q[k + 2u], 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
+        let hi = fld(q[k + 2u], 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
         r[k] = dm.x * uf(lo) + dm.y;
         r[k + 4u] = dm.x * uf(hi) + dm.y;
     }
@@ -300,12 +308,10 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     return W8(d * sbytes(q.x), d * sbytes(q.y));
 }
 
-fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
-    let base = rb + s * TS;
-    let d = ldh(base);
-    let q = ld32(base + 2u);
+fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
+    let d = unpack2x16float(q[0]).x;
     var r: array<vec4<f32>, 8>;
-    for (var k = 0u; k < 8u; k++) { r[k] = d * sbytes(q[k]); }
+    for (var k = 0u; k < 8u; k++) { r[k] = d * sbytes(odd(q, k)); }
     return r;
 }
 #endif

@@ -121,6 +121,29 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
+    // One token over several windows of the row kernel (4 blocks each), the last partial.
+    Case {
+        rows: 65,
+        blocks: 6,
+        float_cols: 70,
+        n: 1,
+        accumulate: false,
+        x_offset: 4,
+        x_pad: 4,
+        y_offset: 2,
+        y_pad: 0,
+    },
+    Case {
+        rows: 130,
+        blocks: 9,
+        float_cols: 9,
+        n: 1,
+        accumulate: true,
+        x_offset: 0,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 3,
+    },
     Case {
         rows: 1,
         blocks: 1,

@@ -147,11 +147,29 @@ fn spread(n: u32) -> (u32, u32) {
 /// decode step). For the quantized types `x_offset` and `x_stride` must be multiples of 4
 /// (activations are read as vec4s); the engine's are 0 and the column count.
 pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
+    rows_kernel(ty, single, false)
+}
+
+/// The row kernel's source: for one token and a 32-element block type, the windowed
+/// variant (WIN: rows read 16 bytes per load, a window of [`WIN_BLOCKS`] blocks at a time).
+fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
+    let (_, ts, extra) = block_of(ty)?;
+    let win = single && extra.contains(&"DQ32_BLOCK");
     let mut defines = vec![dq32_define(ty)];
     if single {
         defines.push("TOK1");
     }
-    build_with(ty, MATVEC_ROWS_SRC, false, &defines)
+    if sg {
+        defines.push("SG");
+    }
+    if win {
+        defines.push("WIN");
+    }
+    let mut src = build_with(ty, MATVEC_ROWS_SRC, false, &defines)?;
+    if win {
+        src.push_str(&window_wgsl(ts));
+    }
+    Some(src)
 }
 
 /// [`matvec_rows`] for devices with subgroups of at least 8 lanes (native only: wgpu's
@@ -162,11 +180,80 @@ pub fn matvec_rows_sg(ty: &str, single: bool) -> Option<String> {
     if block_of(ty)?.2.contains(&"FLOAT_TAIL") {
         return None;
     }
-    let mut defines = vec![dq32_define(ty), "SG"];
-    if single {
-        defines.push("TOK1");
+    rows_kernel(ty, single, true)
+}
+
+/// Blocks per window of the 16-byte-load decode kernel ([`matvec_rows`] for one token).
+const WIN_BLOCKS: u32 = 4;
+
+/// WGSL of the windowed reads of the one-token row kernel for a 32-element block type of
+/// `ts` bytes: `window(b)` returns the `NW` words starting at byte `b` (2-byte aligned,
+/// anywhere in a 16-byte word) through `NV` 16-byte loads, and `wdot(A, xs, left)` the
+/// dot product of the first `min(left, WIN_BLOCKS)` blocks of a window with their
+/// activations. Written out unrolled: every index must be a constant, or llvmpipe keeps
+/// the arrays in memory and gathers from them lane by lane.
+fn window_wgsl(ts: u32) -> String {
+    use std::fmt::Write;
+    let nb = ts.div_ceil(4);
+    // Block j starts at byte j*ts: word (j*ts)/4, one more word when it is 2 mod 4.
+    let nw = (0..WIN_BLOCKS)
+        .map(|j| (j * ts) / 4 + nb + 1)
+        .max()
+        .unwrap_or(0);
+    // The window may start at any 2-aligned byte of a 16-byte word (up to 14 bytes in).
+    let nv = (nw + 4).div_ceil(4);
+    let mut f = String::new();
+    let _ = writeln!(f, "const WB: u32 = {WIN_BLOCKS}u;\nconst NW: u32 = {nw}u;");
+    f.push_str("fn window(b: u32) -> array<u32, NW> {\n    let v = b >> 4u;\n");
+    for i in 0..nv {
+        let _ = writeln!(f, "    let a{i} = W4[v + {i}u];");
     }
-    build_with(ty, MATVEC_ROWS_SRC, false, &defines)
+    for i in 0..nv {
+        for (c, comp) in ["x", "y", "z", "w"].iter().enumerate() {
+            let _ = writeln!(f, "    let e{} = a{i}.{comp};", 4 * i + c as u32);
+        }
+    }
+    // Word k of the window is word o + k of the loads (o = (b / 4) % 4), shifted by two
+    // bytes when b is 2 mod 4: two select levels pick o, one the shift.
+    f.push_str(
+        "    let o1 = (b & 4u) != 0u;\n    let o2 = (b & 8u) != 0u;\n    let h = (b & 2u) != 0u;\n",
+    );
+    for j in 0..nw + 3 {
+        let _ = writeln!(f, "    let p{j} = select(e{j}, e{}, o1);", j + 1);
+    }
+    for j in 0..nw + 1 {
+        let _ = writeln!(f, "    let s{j} = select(p{j}, p{}, o2);", j + 2);
+    }
+    f.push_str("    return array<u32, NW>(\n");
+    for k in 0..nw {
+        let _ = writeln!(
+            f,
+            "        select(s{k}, (s{k} >> 16u) | (s{} << 16u), h),",
+            k + 1
+        );
+    }
+    f.push_str("    );\n}\n\n");
+    f.push_str("fn wdot(A: array<u32, NW>, xs: array<array<vec4<f32>, 8>, WB>, left: u32) -> f32 {\n    var s = 0.0;\n");
+    for j in 0..WIN_BLOCKS {
+        let (o, words) = (j * ts, (0..nb));
+        let i = o / 4;
+        let q: Vec<String> = words
+            .map(|k| {
+                if o % 4 == 0 {
+                    format!("A[{}]", i + k)
+                } else {
+                    format!("(A[{}] >> 16u) | (A[{}] << 16u)", i + k, i + k + 1)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            f,
+            "    if ({j}u < left) {{ s += dot8(dq32b(array<u32, NB>({})), xs[{j}]); }}",
+            q.join(", ")
+        );
+    }
+    f.push_str("    return s;\n}\n");
+    f
 }
 
 /// Smallest subgroup [`matvec_rows_sg`] works with.

@@ -153,8 +153,8 @@ pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
 /// The row kernel's source: for one token and a 32-element block type, the windowed
 /// variant (WIN: rows read 16 bytes per load, a window of [`WIN_BLOCKS`] blocks at a time).
 fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
-    let (_, ts, extra) = block_of(ty)?;
-    let win = single && extra.contains(&"DQ32_BLOCK");
+    block_of(ty)?;
+    let win = windowed(ty).filter(|_| single);
     let mut defines = vec![dq32_define(ty)];
     if single {
         defines.push("TOK1");
@@ -162,12 +162,12 @@ fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
     if sg {
         defines.push("SG");
     }
-    if win {
+    if win.is_some() {
         defines.push("WIN");
     }
     let mut src = build_with(ty, MATVEC_ROWS_SRC, false, &defines)?;
-    if win {
-        src.push_str(&window_wgsl(ts));
+    if let Some((bs, ts)) = win {
+        src.push_str(&window_wgsl(bs, ts));
     }
     Some(src)
 }
@@ -183,27 +183,43 @@ pub fn matvec_rows_sg(ty: &str, single: bool) -> Option<String> {
     rows_kernel(ty, single, true)
 }
 
-/// Blocks per window of the 16-byte-load decode kernel ([`matvec_rows`] for one token).
+/// Blocks per window of the 16-byte-load decode kernel for 32-element block types (the
+/// 256-element K types take one block per window).
 const WIN_BLOCKS: u32 = 4;
 
-/// WGSL of the windowed reads of the one-token row kernel for a 32-element block type of
-/// `ts` bytes: `window(b)` returns the `NW` words starting at byte `b` (2-byte aligned,
-/// anywhere in a 16-byte word) through `NV` 16-byte loads, and `wdot(A, xs, left)` the
-/// dot product of the first `min(left, WIN_BLOCKS)` blocks of a window with their
-/// activations. Written out unrolled: every index must be a constant, or llvmpipe keeps
-/// the arrays in memory and gathers from them lane by lane.
-fn window_wgsl(ts: u32) -> String {
+/// Types the windowed one-token row kernel reads: (elements, bytes) per block.
+fn windowed(ty: &str) -> Option<(u32, u32)> {
+    let (bs, ts, extra) = block_of(ty)?;
+    (extra.contains(&"DQ32_BLOCK") || matches!(ty, "Q4_K" | "Q6_K")).then_some((bs, ts))
+}
+
+/// WGSL of the windowed reads of the one-token row kernel: `window(b)` returns the `NW`
+/// words starting at byte `b` (2-byte aligned, anywhere in a 16-byte word) through `NV`
+/// 16-byte loads; a window is `WBYTES` bytes of a row, `WX` groups of 32 columns (four
+/// 32-element blocks, or one K block); `xwin(c, lane)` loads their activations and
+/// `wdot(A, xs, left)` is the window's dot product, over its first `left` groups at
+/// most. Written out unrolled: every index must be a constant, or llvmpipe keeps the
+/// arrays in memory and reads them lane by lane.
+fn window_wgsl(bs: u32, ts: u32) -> String {
     use std::fmt::Write;
     let nb = ts.div_ceil(4);
+    let (groups, bytes, blocks) = if bs == 32 {
+        (WIN_BLOCKS, WIN_BLOCKS * ts, WIN_BLOCKS)
+    } else {
+        (bs / 32, ts, 1)
+    };
     // Block j starts at byte j*ts: word (j*ts)/4, one more word when it is 2 mod 4.
-    let nw = (0..WIN_BLOCKS)
+    let nw = (0..blocks)
         .map(|j| (j * ts) / 4 + nb + 1)
         .max()
         .unwrap_or(0);
     // The window may start at any 2-aligned byte of a 16-byte word (up to 14 bytes in).
     let nv = (nw + 4).div_ceil(4);
     let mut f = String::new();
-    let _ = writeln!(f, "const WB: u32 = {WIN_BLOCKS}u;\nconst NW: u32 = {nw}u;");
+    let _ = writeln!(
+        f,
+        "const WX: u32 = {groups}u;\nconst WBYTES: u32 = {bytes}u;\nconst NW: u32 = {nw}u;"
+    );
     f.push_str("fn window(b: u32) -> array<u32, NW> {\n    let v = b >> 4u;\n");
     for i in 0..nv {
         let _ = writeln!(f, "    let a{i} = W4[v + {i}u];");
@@ -233,24 +249,32 @@ fn window_wgsl(ts: u32) -> String {
         );
     }
     f.push_str("    );\n}\n\n");
-    f.push_str("fn wdot(A: array<u32, NW>, xs: array<array<vec4<f32>, 8>, WB>, left: u32) -> f32 {\n    var s = 0.0;\n");
-    for j in 0..WIN_BLOCKS {
-        let (o, words) = (j * ts, (0..nb));
-        let i = o / 4;
-        let q: Vec<String> = words
-            .map(|k| {
-                if o % 4 == 0 {
-                    format!("A[{}]", i + k)
-                } else {
-                    format!("(A[{}] >> 16u) | (A[{}] << 16u)", i + k, i + k + 1)
-                }
-            })
-            .collect();
-        let _ = writeln!(
-            f,
-            "    if ({j}u < left) {{ s += dot8(dq32b(array<u32, NB>({})), xs[{j}]); }}",
-            q.join(", ")
-        );
+    let calls: Vec<String> = (0..groups)
+        .map(|j| format!("xblock(c + {}u, lane)", 32 * j))
+        .collect();
+    let _ = writeln!(
+        f,
+        "fn xwin(c: u32, lane: u32) -> array<array<vec4<f32>, 8>, WX> {{\n    return array<array<vec4<f32>, 8>, WX>({});\n}}\n",
+        calls.join(", ")
+    );
+    f.push_str("fn wdot(A: array<u32, NW>, xs: array<array<vec4<f32>, 8>, WX>, left: u32) -> f32 {\n    var s = 0.0;\n");
+    for j in 0..groups {
+        let w = if bs == 32 {
+            let o = j * ts;
+            let q: Vec<String> = (o / 4..o / 4 + nb)
+                .map(|i| {
+                    if o % 4 == 0 {
+                        format!("A[{i}]")
+                    } else {
+                        format!("(A[{i}] >> 16u) | (A[{}] << 16u)", i + 1)
+                    }
+                })
+                .collect();
+            format!("dq32b(array<u32, NB>({}))", q.join(", "))
+        } else {
+            format!("dq32k(A, {j}u)")
+        };
+        let _ = writeln!(f, "    if ({j}u < left) {{ s += dot8({w}, xs[{j}]); }}");
     }
     f.push_str("    return s;\n}\n");
     f

@@ -153,20 +153,19 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
     // Such lanes read the last row and store nothing.
     let ns = P.cols / 32u;
 #if WIN
-    // Decode, WB blocks at a time: their activations are loaded once for RPI rows, and
-    // each row's bytes for them come in 16-byte loads. Rows past the end read the last.
+    // Decode, a window (WX groups of 32 columns) at a time: its activations are loaded
+    // once for RPI rows, each row's bytes for it in 16-byte loads. Rows past the end
+    // read the last row.
     var acc = array<f32, RPI>();
     let xb = P.x_offset + t0 * P.x_stride;
     let last = max(P.rows, 1u) - 1u;
     let rbytes = row_bytes(P.cols);
-    for (var g = 0u; g < ns; g += WB) {
-        let c = xb + 32u * g;
-        // WB (4) blocks; past the row's end they are read but not used (wdot's `left`).
-        let xs = array<array<vec4<f32>, 8>, WB>(
-            xblock(c, lane), xblock(c + 32u, lane), xblock(c + 64u, lane), xblock(c + 96u, lane));
+    for (var g = 0u; g < ns; g += WX) {
+        // Groups past the row's end are read but not used (wdot's `left`).
+        let xs = xwin(xb + 32u * g, lane);
         for (var r = 0u; r < RPI; r++) {
             let rr = min(row + r * stride, last);
-            acc[r] += wdot(window(rr * rbytes + g * TS), xs, ns - g);
+            acc[r] += wdot(window(rr * rbytes + (g / WX) * WBYTES), xs, ns - g);
         }
     }
     if (nt == 1u) {

@@ -81,6 +81,15 @@ fn ld32(b: u32) -> array<u32, 8> {
     return r;
 }
 
+#if WIN
+// Words i .. i+8 of a window.
+fn a8(A: array<u32, NW>, i: u32) -> array<u32, 8> {
+    var r: array<u32, 8>;
+    for (var k = 0u; k < 8u; k++) { r[k] = A[i + k]; }
+    return r;
+}
+#endif
+
 #if DQ32_BLOCK
 // The 32-element block types decode a block from its bytes read as NB words
 // (`dq32b`), wherever those words come from: `blk` below reads them from `W` (one load
@@ -150,6 +159,15 @@ fn kscale(s: u32, j: u32) -> vec2<f32> {
     let x = ld1(s + 8u + k);
     return vec2<f32>(f32((x & 15u) | ((ld1(s + k) >> 2u) & 0x30u)),
                      f32((x >> 4u) | ((ld1(s + 4u + k) >> 2u) & 0x30u)));
+}
+
+// The same from the 12 bytes as three words.
+fn kscale3(w: vec3<u32>, j: u32) -> vec2<f32> {
+    let b = vec3<u32>(8u * (j & 3u));
+    let lo = (w >> b) & vec3<u32>(255u); // bytes j%4, 4 + j%4, 8 + j%4
+    if (j < 4u) { return vec2<f32>(f32(lo.x & 63u), f32(lo.y & 63u)); }
+    return vec2<f32>(f32((lo.z & 15u) | ((lo.x >> 2u) & 0x30u)),
+                     f32((lo.z >> 4u) | ((lo.y >> 2u) & 0x30u)));
 }
 #endif
 
@@ -386,16 +404,25 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
 fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
     let base = rb + (s >> 3u) * TS;
     let j = s & 7u;
-    let dd = unpack2x16float(ld4(base));
-    let sm = kscale(base + 4u, j);
+    return q4k32(unpack2x16float(ld4(base)), kscale(base + 4u, j), ld32(base + 16u + 32u * (j >> 1u)), j);
+}
+
+// Sub-block j from d/dmin, its scale/min and the 8 words of nibbles it shares with j ^ 1.
+fn q4k32(dd: vec2<f32>, sm: vec2<f32>, q: array<u32, 8>, j: u32) -> array<vec4<f32>, 8> {
     let dl = dd.x * sm.x;
     let ml = dd.y * sm.y;
-    let q = ld32(base + 16u + 32u * (j >> 1u));
     let sh = 4u * (j & 1u);
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 8u; k++) { r[k] = dl * uf(fld(q[k], sh, 15u)) - ml; }
     return r;
 }
+
+#if WIN
+// Sub-block j of the block whose words are A (see matvec_rows.wgsl, WIN).
+fn dq32k(A: array<u32, NW>, j: u32) -> array<vec4<f32>, 8> {
+    return q4k32(unpack2x16float(A[0]), kscale3(vec3<u32>(A[1], A[2], A[3]), j), a8(A, 4u + 8u * (j >> 1u)), j);
+}
+#endif
 #endif
 
 #if T_Q5_K
@@ -440,15 +467,22 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
 
 fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
     let base = rb + (s >> 3u) * TS;
-    let e = 32u * (s & 7u);
-    let d = ldh(base + 208u);
-    let h = e >> 7u;
-    let i = e & 127u;
-    let ql = ld32(base + 64u * h + (i & 63u));
-    let qh = ld32(base + 128u + 32u * h);
-    let sl = 4u * (i >> 6u);
-    let shh = 2u * (i >> 5u);
-    let scw = ld4(base + 192u + (e >> 4u));
+    let j = s & 7u;
+    let o = q6k_offsets(j);
+    return q6k32(ldh(base + 208u), ld4(base + 192u + 2u * j), ld32(base + o.x), ld32(base + o.y), j);
+}
+
+// Byte offsets of sub-block j's low nibbles and high bit pairs.
+fn q6k_offsets(j: u32) -> vec2<u32> {
+    let h = j >> 2u;
+    return vec2<u32>(64u * h + 32u * (j & 1u), 128u + 32u * h);
+}
+
+// Sub-block j from d, the word whose low two bytes are its two scales, and its 8 words
+// of low nibbles and of high bit pairs.
+fn q6k32(d: f32, scw: u32, ql: array<u32, 8>, qh: array<u32, 8>, j: u32) -> array<vec4<f32>, 8> {
+    let sl = 4u * ((j & 3u) >> 1u);
+    let shh = 2u * (j & 3u);
     let d0 = d * f32(bitcast<i32>(scw << 24u) >> 24u);
     let d1 = d * f32(bitcast<i32>(scw << 16u) >> 24u);
     var r: array<vec4<f32>, 8>;
@@ -458,6 +492,13 @@ fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
     }
     return r;
 }
+
+#if WIN
+fn dq32k(A: array<u32, NW>, j: u32) -> array<vec4<f32>, 8> {
+    let o = q6k_offsets(j) / 4u;
+    return q6k32(unpack2x16float(A[52]).x, A[48u + (j >> 1u)] >> (16u * (j & 1u)), a8(A, o.x), a8(A, o.y), j);
+}
+#endif
 #endif
 
 #if T_IQ4_XS

@@ -263,7 +263,7 @@ fn window_wgsl(bs: u32, ts: u32) -> String {
             let o = j * ts;
             let q: Vec<String> = (o / 4..o / 4 + nb)
                 .map(|i| {
-                    if o % 4 == 0 {
+                    if o.is_multiple_of(4) {
                         format!("A[{i}]")
                     } else {
                         format!("(A[{i}] >> 16u) | (A[{}] << 16u)", i + 1)

@@ -385,6 +385,28 @@ fn attention_ref_capped(
     out
 }
 
+/// The barrier-free attention for CPU-backed devices with subgroups, when this device
+/// runs it for these head dims (lavapipe does).
+fn rows_kernel(d: &Dev, cs: &AttnCase) -> Option<Kernel> {
+    (d.ctx.caps.subgroup_min_size >= 8 && ops::attention_rows_supported(cs.dk, cs.dv))
+        .then(|| d.kernel("attention_rows", ops::attention_rows(cs.dk, cs.dv)))
+}
+
+/// The attention kernels to check for a case, with their workgroups: the portable one,
+/// and `rows` (see [`rows_kernel`]).
+fn attention_kernels<'a>(
+    portable: &'a Kernel,
+    rows: Option<&'a Kernel>,
+    cs: &AttnCase,
+    plan: &ops::AttentionPlan,
+) -> Vec<(&'a Kernel, (u32, u32, u32))> {
+    let mut v = vec![(portable, plan.groups)];
+    if let Some(r) = rows {
+        v.push((r, ops::attention_rows_groups(plan, cs.n_head, cs.nt)));
+    }
+    v
+}
+
 #[test]
 fn attention_gqa_causal_window_decode_and_prefill() {
     let mut rng = Rng(4);
@@ -427,6 +449,7 @@ fn attention_gqa_causal_window_decode_and_prefill() {
             let want = attention_ref(cs, &q, &k16, &v16, scale);
             let want32 = attention_ref(cs, &q, &k32, &v32, scale);
             let planned = ops::attention_plan(cs.n_head, cs.n_kv, cs.dv, cs.nt, cs.pos0);
+            let rows = rows_kernel(&d, cs);
             if ci == 2 {
                 assert!(planned.n_splits > 1, "long decode must split: {planned:?}");
             }
@@ -445,18 +468,23 @@ fn attention_gqa_causal_window_decode_and_prefill() {
                 );
                 let pb = d.uniform(&p.bytes());
                 let (qb, kb, vb) = (d.buf(&q), d.words(&kw), d.words(&vw));
-                let out = d.ctx.storage("out", want.len() as u64 * 4);
-                let scratch = d.ctx.storage("scratch", plan.scratch_f32s.max(1) * 4);
                 assert!(plan.scratch_f32s <= ops::attention_scratch_max_f32s(cs.dv));
-                d.run(&k, &[&qb, &kb, &vb, &out, &pb, &scratch], plan.groups);
-                if let Some(g) = plan.combine_groups {
-                    d.run(&kc_comb, &[&scratch, &out, &pb], g);
+                for (kernel, groups) in attention_kernels(&k, rows.as_ref(), cs, &plan) {
+                    let out = d.ctx.storage("out", want.len() as u64 * 4);
+                    let scratch = d.ctx.storage("scratch", plan.scratch_f32s.max(1) * 4);
+                    d.run(kernel, &[&qb, &kb, &vb, &out, &pb, &scratch], groups);
+                    if let Some(g) = plan.combine_groups {
+                        d.run(&kc_comb, &[&scratch, &out, &pb], g);
+                    }
+                    let got = d.read(&out);
+                    let what = format!(
+                        "{} {} case {ci} splits={}",
+                        d.name, kernel.name, plan.n_splits
+                    );
+                    let err = check(&got, &want, 2e-5, 0.0, &what);
+                    let err32 = check(&got, &want32, 5e-3, 0.0, &format!("{what} vs f32 cache"));
+                    eprintln!("{what}: max err {err:e} (vs f32 KV {err32:e})");
                 }
-                let got = d.read(&out);
-                let what = format!("{} attention case {ci} splits={}", d.name, plan.n_splits);
-                let err = check(&got, &want, 2e-5, 0.0, &what);
-                let err32 = check(&got, &want32, 5e-3, 0.0, &format!("{what} vs f32 cache"));
-                eprintln!("{what}: max err {err:e} (vs f32 KV {err32:e})");
             }
         }
     }
@@ -519,36 +547,39 @@ fn attention_score_softcap() {
             )
             .with_softcap(50.0);
             let pb = d.uniform(&p.bytes());
-            let out = d.ctx.storage("out", want.len() as u64 * 4);
-            let scratch = d.ctx.storage("scratch", plan.scratch_f32s.max(1) * 4);
-            d.run(
-                &k,
-                &[
-                    &d.buf(&q),
-                    &d.words(&words(&kh)),
-                    &d.words(&words(&vh)),
-                    &out,
-                    &pb,
-                    &scratch,
-                ],
-                plan.groups,
-            );
-            if let Some(g) = plan.combine_groups {
-                d.run(&kc_comb, &[&scratch, &out, &pb], g);
+            let rows = rows_kernel(&d, cs);
+            for (kernel, groups) in attention_kernels(&k, rows.as_ref(), cs, &plan) {
+                let out = d.ctx.storage("out", want.len() as u64 * 4);
+                let scratch = d.ctx.storage("scratch", plan.scratch_f32s.max(1) * 4);
+                d.run(
+                    kernel,
+                    &[
+                        &d.buf(&q),
+                        &d.words(&words(&kh)),
+                        &d.words(&words(&vh)),
+                        &out,
+                        &pb,
+                        &scratch,
+                    ],
+                    groups,
+                );
+                if let Some(g) = plan.combine_groups {
+                    d.run(&kc_comb, &[&scratch, &out, &pb], g);
+                }
+                let got = d.read(&out);
+                let what = format!("{} softcapped {} case {ci}", d.name, kernel.name);
+                let err = check(&got, &want, 5e-5, 0.0, &what);
+                // The cap must matter here, or this test checks nothing.
+                let bend = want
+                    .iter()
+                    .zip(&uncapped)
+                    .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    bend > 0.05,
+                    "{what}: the cap barely changes the output ({bend})"
+                );
+                eprintln!("{what}: max err {err:e}, cap moved outputs by up to {bend:.3}");
             }
-            let got = d.read(&out);
-            let what = format!("{} softcapped attention case {ci}", d.name);
-            let err = check(&got, &want, 5e-5, 0.0, &what);
-            // The cap must matter here, or this test checks nothing.
-            let bend = want
-                .iter()
-                .zip(&uncapped)
-                .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-            assert!(
-                bend > 0.05,
-                "{what}: the cap barely changes the output ({bend})"
-            );
-            eprintln!("{what}: max err {err:e}, cap moved outputs by up to {bend:.3}");
         }
     }
 }

@@ -23,6 +23,7 @@ const NORM: &str = include_str!("../wgsl/norm.wgsl");
 const ROPE: &str = include_str!("../wgsl/rope.wgsl");
 const KV: &str = include_str!("../wgsl/kv.wgsl");
 const ATTENTION: &str = include_str!("../wgsl/attention.wgsl");
+const ATTENTION_ROWS_SRC: &str = include_str!("../wgsl/attention_rows.wgsl");
 const ELEMENTWISE: &str = include_str!("../wgsl/elementwise.wgsl");
 const ARGMAX: &str = include_str!("../wgsl/argmax.wgsl");
 const TOPK: &str = include_str!("../wgsl/topk.wgsl");
@@ -254,6 +255,34 @@ pub fn attention(v: &OpsVariant) -> String {
 /// 1 `out` (read_write), 2 params (the same [`AttentionParams`] bytes). Workgroup 128.
 pub fn attention_combine(_v: &OpsVariant) -> String {
     build_f32(ATTENTION, &["COMBINE"])
+}
+
+/// [`attention`] for CPU-backed devices with subgroups of at least 8 lanes (native only):
+/// one 8-lane workgroup per (split, query row), no workgroup memory or barriers. Same
+/// bindings, params and split scratch (so [`attention_combine`] follows it the same way);
+/// dispatch [`attention_rows_groups`]. Only for head dims that are multiples of 64
+/// ([`attention_rows_supported`]).
+pub fn attention_rows(head_dim_k: u32, head_dim_v: u32) -> String {
+    format!(
+        "const DK: u32 = {head_dim_k}u;\nconst DV: u32 = {head_dim_v}u;\n{}",
+        build_f32(ATTENTION_ROWS_SRC, &[])
+    )
+}
+
+/// Whether [`attention_rows`] handles these head dims.
+pub fn attention_rows_supported(head_dim_k: u32, head_dim_v: u32) -> bool {
+    head_dim_k.is_multiple_of(64)
+        && head_dim_v.is_multiple_of(64)
+        && head_dim_k <= ATTENTION_MAX_HEAD_DIM
+        && head_dim_v <= ATTENTION_MAX_HEAD_DIM
+}
+
+/// Dispatch of [`attention_rows`] for a call planned by [`attention_plan`]:
+/// (splits, query rows over y/z).
+pub fn attention_rows_groups(plan: &AttentionPlan, n_head: u32, n_tokens: u32) -> (u32, u32, u32) {
+    let rows = (n_head * n_tokens).max(1);
+    let y = rows.min(MAX_GROUPS_PER_DIM);
+    (plan.n_splits, y, rows.div_ceil(y))
 }
 
 /// How one attention call is spread over workgroups.

@@ -156,6 +156,29 @@ impl Kernels {
             .get_or_compile(ctx, &format!("get_rows_{ty}"), || src)
     }
 
+    /// The barrier-free attention for CPU-backed devices with subgroups
+    /// (`wisp_shaders::ops::attention_rows`), when this device and these head dims suit
+    /// it; None: use the portable `attention` op.
+    pub fn attention_rows(
+        &self,
+        ctx: &GpuContext,
+        head_dim_k: u32,
+        head_dim_v: u32,
+    ) -> Result<Option<Arc<Kernel>>, Error> {
+        use wisp_shaders::{ops, quant};
+        if self.layout != MatLayout::RowPerInvocation
+            || !self.subgroup_rows
+            || ctx.caps.subgroup_min_size < quant::MATVEC_ROWS_SG_MIN
+            || !ops::attention_rows_supported(head_dim_k, head_dim_v)
+        {
+            return Ok(None);
+        }
+        let key = format!("attention_rows_{head_dim_k}_{head_dim_v}");
+        self.cache
+            .get_or_compile(ctx, &key, || ops::attention_rows(head_dim_k, head_dim_v))
+            .map(Some)
+    }
+
     /// A kernel of the ops family by name.
     pub fn op(&self, ctx: &GpuContext, name: &str) -> Result<Arc<Kernel>, Error> {
         let v = self.ops();

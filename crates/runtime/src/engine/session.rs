@@ -584,6 +584,7 @@ fn build_layers(
     let kv_store = k.op(ctx, "kv_store")?;
     let attention = k.op(ctx, "attention")?;
     let attention_combine = k.op(ctx, "attention_combine")?;
+    let attention_rows = k.attention_rows(ctx, cfg.head_dim_k as u32, cfg.head_dim_v as u32)?;
     let add = k.op(ctx, "add")?;
     let add_bias = k.op(ctx, "add_bias")?;
     let glu = k.op(
@@ -751,13 +752,24 @@ fn build_layers(
                 .with_softcap(softcap)
                 .bytes()
         };
+        let (kernel, rows) = match &attention_rows {
+            Some(k) => (k, true),
+            None => (&attention, false),
+        };
         g.push_around(
             ctx,
-            &attention,
+            kernel,
             &[&b.q, &b.k_cache[il], &b.v_cache[il], &b.attn],
             Params::Shared(format!("attn:{window}"), Box::new(attn_params)),
             &[&b.attn_scratch],
-            move |a| ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0).groups,
+            move |a| {
+                let plan = ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0);
+                if rows {
+                    ops::attention_rows_groups(&plan, nh, a.n_tokens)
+                } else {
+                    plan.groups
+                }
+            },
         );
         g.push(
             ctx,

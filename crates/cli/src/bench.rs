@@ -109,6 +109,7 @@ pub fn model(
     tg: usize,
     reps: usize,
     as_json: bool,
+    profile: bool,
 ) -> Result<(), String> {
     if pp == 0 || reps == 0 {
         return Err("--pp and --reps must be at least 1".into());
@@ -170,6 +171,10 @@ pub fn model(
         }
         Backend::Cpu(_) => ("cpu".to_string(), 0, json!({})),
     };
+    let kernel_times = match (&loaded.backend, profile) {
+        (Backend::Gpu(m), true) => Some(profile_decode(m, loaded.n_ctx, &prompt)?),
+        _ => None,
+    };
     let mut out = json!({
         "load_s": load_s, "pp_tokens": pp, "pp_tok_s": pp as f64 / pp_s, "tg_tokens": tg,
         "tg_tok_s": tg_tok_s, "ttft_s": pp_s, "gpu_bytes": gpu_bytes,
@@ -178,9 +183,18 @@ pub fn model(
     if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object_mut()) {
         o.append(e);
     }
+    if let Some(k) = &kernel_times {
+        out["profile"] = json!(k
+            .iter()
+            .map(|(name, n, s)| json!({"kernel": name, "dispatches": n, "seconds": s}))
+            .collect::<Vec<_>>());
+    }
     if as_json {
         println!("{out}");
         return Ok(());
+    }
+    if let Some(k) = &kernel_times {
+        print_profile(k, tg_tok_s);
     }
     println!(
         "load {load_s:.2} s | pp{pp} {:.1} tok/s | tg{tg} {tg_tok_s:.2} tok/s | ttft {pp_s:.3} s | GPU memory {} MiB",
@@ -203,6 +217,66 @@ pub fn model(
         );
     }
     Ok(())
+}
+
+/// GPU time per kernel (name, dispatches, seconds; slowest first) of one decode token
+/// after `prompt`, each dispatch timed on its own.
+fn profile_decode(
+    m: &Arc<wisp::engine::GpuModel>,
+    n_ctx: usize,
+    prompt: &[u32],
+) -> Result<Vec<(String, usize, f64)>, String> {
+    let mut session = GpuSession::new(Arc::clone(m), n_ctx).map_err(|e| e.to_string())?;
+    let mut sampler = Sampler::new(SamplingParams::greedy()).map_err(|e| e.to_string())?;
+    let token = session
+        .forward_sample(prompt, &mut sampler, prompt)
+        .map_err(|e| e.to_string())?;
+    // Once to run every pipeline, then the measured token.
+    session.truncate(prompt.len());
+    wisp::gpu::wait::block_on(session.profile_decode_async(token)).map_err(|e| e.to_string())?;
+    session.truncate(prompt.len());
+    let times = wisp::gpu::wait::block_on(session.profile_decode_async(token))
+        .map_err(|e| e.to_string())?;
+    let mut by_kernel: Vec<(String, usize, f64)> = Vec::new();
+    for (name, s) in times {
+        match by_kernel.iter_mut().find(|k| k.0 == name) {
+            Some(k) => {
+                k.1 += 1;
+                k.2 += s;
+            }
+            None => by_kernel.push((name, 1, s)),
+        }
+    }
+    by_kernel.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(by_kernel)
+}
+
+fn print_profile(k: &[(String, usize, f64)], tg_tok_s: f64) {
+    let total: f64 = k.iter().map(|x| x.2).sum();
+    println!("one decode token, each dispatch timed on its own (GPU time):");
+    println!(
+        "{:<34} {:>10} {:>10} {:>7}",
+        "kernel", "dispatches", "ms", "share"
+    );
+    for (name, n, s) in k {
+        println!(
+            "{name:<34} {n:>10} {:>10.3} {:>6.1}%",
+            s * 1e3,
+            100.0 * s / total
+        );
+    }
+    let n: usize = k.iter().map(|x| x.1).sum();
+    print!("sum {:.2} ms over {n} dispatches", total * 1e3);
+    if tg_tok_s > 0.0 {
+        let wall = 1.0 / tg_tok_s;
+        print!(
+            "; a decode token takes {:.2} ms: {:.2} ms ({:.0} µs per dispatch) is outside the kernels",
+            wall * 1e3,
+            (wall - total) * 1e3,
+            (wall - total) * 1e6 / n as f64
+        );
+    }
+    println!();
 }
 
 pub fn kernels(

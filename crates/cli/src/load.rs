@@ -168,6 +168,7 @@ pub fn device_options(args: &LoadFlags) -> DeviceOptions {
     DeviceOptions {
         webgpu_default_limits: args.webgpu_default_limits,
         no_f16: args.no_f16,
+        timestamps: args.timestamps,
         ..Default::default()
     }
 }

@@ -69,6 +69,9 @@ pub struct LoadFlags {
     /// Refuse to load when the memory plan exceeds this many bytes.
     #[arg(long, value_name = "BYTES")]
     pub gpu_memory_budget: Option<u64>,
+    /// Open the device with timestamp queries (set by `bench --profile`, not a flag).
+    #[arg(skip)]
+    pub timestamps: bool,
 }
 
 /// Sampling and stopping flags of `run`.
@@ -175,6 +178,10 @@ enum Command {
         /// With --kernels: only these weight types (e.g. Q4_K,Q6_K).
         #[arg(long, value_delimiter = ',', requires = "kernels")]
         types: Vec<String>,
+        /// After the benchmark, time every dispatch of one decode token on its own
+        /// (timestamp queries) and print the time per kernel.
+        #[arg(long, conflicts_with = "kernels")]
+        profile: bool,
     },
     /// GPU adapters, backends, features and limits.
     Devices {
@@ -259,9 +266,14 @@ fn main() -> ExitCode {
             kernels,
             quick,
             types,
+            profile,
         } => match model {
             Some(model) if !kernels => {
-                bench::model(&ModelArgs { model, flags }, pp, tg, reps, json)
+                let flags = LoadFlags {
+                    timestamps: profile,
+                    ..flags
+                };
+                bench::model(&ModelArgs { model, flags }, pp, tg, reps, json, profile)
             }
             _ => bench::kernels(&flags, quick, types, json),
         },

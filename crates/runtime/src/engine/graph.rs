@@ -126,6 +126,40 @@ impl Graph {
         }
     }
 
+    /// Record every dispatch in a pass of its own whose start and end are written to
+    /// `queries` from index `first` (two per dispatch, at most `max` dispatches); returns
+    /// the kernel names in order. For profiling only: a pass per dispatch costs time.
+    pub fn encode_timed(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        args: StepArgs,
+        queries: &wgpu::QuerySet,
+        first: u32,
+        max: u32,
+    ) -> Vec<String> {
+        let mut names = Vec::new();
+        for step in &self.steps {
+            let g = (step.groups)(args);
+            if g.0 == 0 || g.1 == 0 || g.2 == 0 || names.len() as u32 >= max {
+                continue;
+            }
+            let at = first + 2 * names.len() as u32;
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(&step.kernel.name),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: queries,
+                    beginning_of_pass_write_index: Some(at),
+                    end_of_pass_write_index: Some(at + 1),
+                }),
+            });
+            pass.set_pipeline(&step.kernel.pipeline);
+            pass.set_bind_group(0, &step.bind, &[]);
+            pass.dispatch_workgroups(g.0, g.1, g.2);
+            names.push(step.kernel.name.clone());
+        }
+        names
+    }
+
     /// Record every dispatch into `pass`; returns how many were recorded.
     pub fn encode(&self, pass: &mut wgpu::ComputePass<'_>, args: StepArgs) -> usize {
         let mut n = 0;

@@ -371,6 +371,76 @@ impl GpuSession {
         Ok(sampler.sample(&logits, history))
     }
 
+    /// Evaluate one decode token (`token` at the next position, greedy head and argmax)
+    /// with every dispatch timed on its own: (kernel name, seconds) in dispatch order.
+    /// Needs a device opened with timestamps (`DeviceOptions::timestamps`). The token is
+    /// appended to the cache as a normal decode step would.
+    pub async fn profile_decode_async(&mut self, token: u32) -> Result<Vec<(String, f64)>, Error> {
+        let ctx = Arc::clone(&self.model.ctx);
+        if !ctx.caps.timestamps {
+            return Err(Error::Unsupported(
+                "profiling needs a device opened with timestamp queries".into(),
+            ));
+        }
+        self.check_tokens(&[token])?;
+        // wgpu's cap on one query set; two queries per dispatch.
+        const MAX_QUERIES: u32 = 4096;
+        let set = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count: MAX_QUERIES,
+        });
+        let args = StepArgs {
+            n_tokens: 1,
+            pos0: self.tokens.len() as u32,
+        };
+        let head_args = StepArgs {
+            n_tokens: 1,
+            pos0: 0,
+        };
+        let queue = &ctx.queue;
+        queue.write_buffer(
+            &self.bufs.tokens,
+            0,
+            &crate::gpu::kernel::u32_bytes(&[token]),
+        );
+        self.decode.write_params(queue, args);
+        self.head_last.write_params(queue, head_args);
+        self.argmax.write_params(queue, head_args);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut names = Vec::new();
+        for (graph, a) in [
+            (&self.decode, args),
+            (&self.head_last, head_args),
+            (&self.argmax, head_args),
+        ] {
+            let room = MAX_QUERIES / 2 - names.len() as u32;
+            names.extend(graph.encode_timed(&mut enc, a, &set, 2 * names.len() as u32, room));
+        }
+        let n = 2 * names.len() as u64;
+        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("profile resolve"),
+            size: 8 * n.max(1),
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        enc.resolve_query_set(&set, 0..n as u32, &resolve, 0);
+        ctx.queue.submit([enc.finish()]);
+        self.counters.submissions += 1;
+        let bytes = ctx.read_back_range_async(&resolve, 8 * n).await?;
+        self.tokens.push(token);
+        let ticks: Vec<u64> = bytes
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().expect("8 bytes")))
+            .collect();
+        let period_s = ctx.queue.get_timestamp_period() as f64 * 1e-9;
+        Ok(names
+            .into_iter()
+            .zip(ticks.chunks_exact(2))
+            .map(|(name, t)| (name, t[1].saturating_sub(t[0]) as f64 * period_s))
+            .collect())
+    }
+
     /// Copy `rows` positions of logits back (the caller asked for them).
     async fn read_logits(&mut self, rows: usize) -> Result<Vec<f32>, Error> {
         let ctx = Arc::clone(&self.model.ctx);

@@ -19,13 +19,14 @@
 //!
 //! GPUs get [`matvec`] / [`matvec_single`] (the 32 lanes of a row read it coalesced and
 //! meet in a workgroup reduction) and the tiled [`matmul`] for prefill. CPU-backed WebGPU
-//! devices (lavapipe, SwiftShader) get [`matvec_rows`] for both: one row per invocation,
-//! activations read as uniform-indexed vec4s, quantized blocks read word by word once
-//! (`dq32`), no barriers. On lavapipe (2 cores, SmolLM2 Q4_1, CPU time per token) the
-//! decode mat-vecs went from 410 ms to 190 ms and the prefill mat-muls from 242 ms to
-//! 52 ms: there a storage load is a per-lane scalar loop and a barrier a coroutine switch,
-//! so loads and barriers, not bytes, set the speed. The engine picks the layout from the
-//! adapter (`wisp::gpu::MatLayout`).
+//! devices (lavapipe, SwiftShader) get [`matvec_rows`] for both: whole rows per
+//! invocation, no barriers, loads counted rather than bytes, since there a storage load is
+//! a per-lane loop and a barrier a coroutine switch (details in `wgsl/matvec_rows.wgsl`).
+//! Natively, with subgroups of 8 or more lanes, [`matvec_rows_sg`] shares each block of
+//! activations through subgroup broadcasts. For one token the common types read rows in
+//! 16-byte loads (`window_wgsl`, generated here unrolled); a batch reads them word by
+//! word through `dq32` (the 32-element block types through `dq32b`, one decoder for both
+//! readers). The engine picks the layout from the adapter (`wisp::gpu::MatLayout`).
 //!
 //! # Bindings
 //!
@@ -143,7 +144,7 @@ fn spread(n: u32) -> (u32, u32) {
 }
 
 /// Mat-vec for CPU-backed devices, one row per invocation (`matvec_rows.wgsl`): same
-/// bindings and product as [`matvec`], 1..=8 tokens per pass (`single`: exactly one, the
+/// bindings and product as [`matvec`], 1..=16 tokens per pass (`single`: exactly one, the
 /// decode step). For the quantized types `x_offset` and `x_stride` must be multiples of 4
 /// (activations are read as vec4s); the engine's are 0 and the column count.
 pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
@@ -284,7 +285,7 @@ fn window_wgsl(bs: u32, ts: u32) -> String {
 pub const MATVEC_ROWS_SG_MIN: u32 = 8;
 
 /// Workgroups for [`matvec_rows`]: 64 rows per workgroup over x/y,
-/// 8 tokens (or one, when `single`) per z slice.
+/// 16 tokens (or one, when `single`) per z slice.
 pub fn matvec_rows_groups(rows: u32, n_tokens: u32, single: bool) -> (u32, u32, u32) {
     let (x, y) = spread(rows.div_ceil(MATVEC_ROWS_PER_GROUP));
     let per = if single { 1 } else { MATVEC_ROWS_TOKENS };

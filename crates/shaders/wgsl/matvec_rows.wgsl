@@ -1,18 +1,26 @@
 // Mat-vec for CPU-backed devices (lavapipe, SwiftShader): whole rows per invocation.
-// y[y_offset + t*y_stride + r] (+)= sum_c W[r][c] * x[x_offset + t*x_stride + c], 1..=8
+// y[y_offset + t*y_stride + r] (+)= sum_c W[r][c] * x[x_offset + t*x_stride + c], 1..=16
 // tokens per pass (one with TOK1), same bindings and params as matvec.wgsl.
 //
 // On such a device an invocation is one SIMD slot of a CPU core: every storage load is a
-// per-lane loop, and a barrier switches coroutines. So each invocation walks whole rows
-// (no reduction, no barrier); the activation index depends only on uniform values;
-// activations are read as vec4s and each one serves several rows; quantized rows go a
-// block (32 columns) at a time through `dq32`, which reads each weight word once. Real
-// GPUs use matvec.wgsl, whose lanes share a row and read it coalesced.
+// per-lane loop (even when all lanes read one address: llvmpipe only makes that a scalar
+// load outside any loop or branch), and a barrier switches coroutines. So each invocation
+// walks whole rows (no reduction, no barrier) and loads are what to save: each block of
+// activations serves several rows (SG: loaded by one per-lane loop and handed out by
+// subgroup broadcasts), and a row's bytes are read as few times and as wide as possible.
+// Real GPUs use matvec.wgsl, whose lanes share a row and read it coalesced.
 //
 // Rows: invocation `i` of the grid takes rows i, i + n, i + 2n, ... (n = invocations in
-// the grid), RPI of them: 8 for one token, 2 for a batch (whose dequantized blocks also
-// serve every token of the pass). Measured on lavapipe, SmolLM2 Q4_1, CPU time per
-// token: decode 194 -> 124 ms (RPI 1 -> 8), prefill 61 -> 36 ms (1 -> 2 rows).
+// the grid), RPI of them: 8 for one token, 4 for a batch (whose dequantized blocks also
+// serve every token of the pass). One token (WIN, the 32-element block types and
+// Q4_K/Q6_K): rows are read through 16-byte loads a window at a time (four blocks, or
+// one K block; `window` and `wdot` come from the Rust side, unrolled). A batch reads
+// blocks word by word (`dq32`): there the loads are shared by 16 tokens.
+//
+// Measured on lavapipe (wisp bench --kernels, 2048 columns; benches/README.md has the
+// history): Q8_0 decode 3.55 -> 5.9 GB/s with WIN; prefill 74 -> 27 ms per 2048x2048x128
+// with SG, 16 tokens and 4 rows. Four rows is the sweet spot: written with arrays or as
+// eight named rows, llvmpipe spills and runs 3-60x slower.
 
 struct MatParams {
     rows: u32, cols: u32, n_tokens: u32, x_offset: u32,
@@ -45,9 +53,9 @@ const ROWS: u32 = 8u;
 const TOK: u32 = 1u;
 const RPI: u32 = 8u;
 #else
-const ROWS: u32 = 32u;
+const ROWS: u32 = 16u;
 const TOK: u32 = 16u;
-const RPI: u32 = 2u;
+const RPI: u32 = 4u;
 #endif
 
 fn store(row: u32, t: u32, v: f32) {
@@ -196,35 +204,49 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>,
         }
     }
 #else
-    // A batch: two rows, each dequantized block used for every token of the pass and
-    // each activation load for both rows.
+    // A batch: four rows, each dequantized block used for every token of the pass and
+    // each activation block (the costly load on lavapipe) for all four rows.
     let last = max(P.rows, 1u) - 1u;
-    let row2 = row + stride;
-    let rb = min(row, last) * row_bytes(P.cols);
-    let rb2 = min(row2, last) * row_bytes(P.cols);
-    var acc = array<f32, TOK>();
-    var acc2 = array<f32, TOK>();
+    let rbytes = row_bytes(P.cols);
+    let r0 = min(row, last) * rbytes;
+    let r1 = min(row + stride, last) * rbytes;
+    let r2 = min(row + 2u * stride, last) * rbytes;
+    let r3 = min(row + 3u * stride, last) * rbytes;
+    var a0 = array<f32, TOK>();
+    var a1 = array<f32, TOK>();
+    var a2 = array<f32, TOK>();
+    var a3 = array<f32, TOK>();
     for (var s = 0u; s < ns; s++) {
-        let w = dq32(rb, s);
-        let w2 = dq32(rb2, s);
+        let w0 = dq32(r0, s);
+        let w1 = dq32(r1, s);
+        let w2 = dq32(r2, s);
+        let w3 = dq32(r3, s);
         let c = 32u * s;
         for (var t = 0u; t < TOK; t++) {
             if (t < nt) {
                 let x = xblock(P.x_offset + (t0 + t) * P.x_stride + c, lane);
-                var sum = 0.0;
-                var sum2 = 0.0;
+                var s0 = 0.0;
+                var s1 = 0.0;
+                var s2 = 0.0;
+                var s3 = 0.0;
                 for (var k = 0u; k < 8u; k++) {
-                    sum += dot(w[k], x[k]);
-                    sum2 += dot(w2[k], x[k]);
+                    s0 += dot(w0[k], x[k]);
+                    s1 += dot(w1[k], x[k]);
+                    s2 += dot(w2[k], x[k]);
+                    s3 += dot(w3[k], x[k]);
                 }
-                acc[t] += sum;
-                acc2[t] += sum2;
+                a0[t] += s0;
+                a1[t] += s1;
+                a2[t] += s2;
+                a3[t] += s3;
             }
         }
     }
     for (var t = 0u; t < nt; t++) {
-        if (row < P.rows) { store(row, t0 + t, acc[t]); }
-        if (row2 < P.rows) { store(row2, t0 + t, acc2[t]); }
+        if (row < P.rows) { store(row, t0 + t, a0[t]); }
+        if (row + stride < P.rows) { store(row + stride, t0 + t, a1[t]); }
+        if (row + 2u * stride < P.rows) { store(row + 2u * stride, t0 + t, a2[t]); }
+        if (row + 3u * stride < P.rows) { store(row + 3u * stride, t0 + t, a3[t]); }
     }
 #endif
 #endif

@@ -540,7 +540,9 @@ fn smoke(o: &Opts) -> Result<(), String> {
         reps: 1,
         ..o.clone()
     };
-    let v = wisp_bench(&smoke, &wisp, path, extra, 8, 4)?;
+    let mut flags = extra.to_vec();
+    flags.push("--profile");
+    let v = wisp_bench(&smoke, &wisp, path, &flags, 8, 4)?;
     for key in [
         "load_s",
         "pp_tok_s",
@@ -565,6 +567,16 @@ fn smoke(o: &Opts) -> Result<(), String> {
     }
     if f(&v, "submissions_per_token") != 1.0 {
         return Err(format!("decode is not one submission per token: {v}"));
+    }
+    // --profile: every dispatch of a decode token timed, none lost.
+    let profile = v["profile"].as_array().cloned().unwrap_or_default();
+    let timed: f64 = profile.iter().map(|e| f(e, "dispatches")).sum();
+    let seconds: f64 = profile.iter().map(|e| f(e, "seconds")).sum();
+    if timed != f(&v, "dispatches_per_token") || !(seconds > 0.0 && seconds.is_finite()) {
+        return Err(format!(
+            "wisp bench --profile: {timed} dispatches in {seconds} s, the token has {}",
+            v["dispatches_per_token"]
+        ));
     }
     let k = kernels_json(&smoke, &wisp, true)?;
     let list = k["kernels"].as_array().cloned().unwrap_or_default();

@@ -191,7 +191,7 @@ const WIN_BLOCKS: u32 = 4;
 /// Types the windowed one-token row kernel reads: (elements, bytes) per block.
 fn windowed(ty: &str) -> Option<(u32, u32)> {
     let (bs, ts, extra) = block_of(ty)?;
-    (extra.contains(&"DQ32_BLOCK") || matches!(ty, "Q4_K" | "Q6_K")).then_some((bs, ts))
+    (extra.contains(&"DQ32_BLOCK") || matches!(ty, "Q4_K" | "Q5_K" | "Q6_K")).then_some((bs, ts))
 }
 
 /// WGSL of the windowed reads of the one-token row kernel: `window(b)` returns the `NW`
@@ -295,7 +295,7 @@ pub fn matvec_rows_groups(rows: u32, n_tokens: u32, single: bool) -> (u32, u32, 
 /// Types whose `dq32` reads a whole block at once (the others build it from `dq8`).
 fn dq32_define(ty: &str) -> &'static str {
     match ty {
-        "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q8_0" | "Q4_K" | "Q6_K" => "DQ32_NATIVE",
+        "Q4_0" | "Q4_1" | "Q5_0" | "Q5_1" | "Q8_0" | "Q4_K" | "Q5_K" | "Q6_K" => "DQ32_NATIVE",
         _ => "DQ32_GENERIC",
     }
 }

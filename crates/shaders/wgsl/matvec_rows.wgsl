@@ -13,7 +13,7 @@
 // Rows: invocation `i` of the grid takes rows i, i + n, i + 2n, ... (n = invocations in
 // the grid), RPI of them: 8 for one token, 4 for a batch (whose dequantized blocks also
 // serve every token of the pass). One token (WIN, the 32-element block types and
-// Q4_K/Q6_K): rows are read through 16-byte loads a window at a time (four blocks, or
+// Q4_K/Q5_K/Q6_K): rows are read through 16-byte loads a window at a time (four blocks, or
 // one K block; `window` and `wdot` come from the Rust side, unrolled). A batch reads
 // blocks word by word (`dq32`): there the loads are shared by 16 tokens.
 //

@@ -442,6 +442,32 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let b = fld(q.y, sh, 15u) | (fld(hm.y, j, 1u) << vec4<u32>(4u));
     return W8(dl * uf(a) - ml, dl * uf(b) - ml);
 }
+
+// Sub-block s % 8 of block s / 8.
+fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
+    let base = rb + (s >> 3u) * TS;
+    let j = s & 7u;
+    return q5k32(unpack2x16float(ld4(base)), kscale(base + 4u, j), ld32(base + 48u + 32u * (j >> 1u)), ld32(base + 16u), j);
+}
+
+// Sub-block j from d/dmin, its scale/min, its 8 words of nibbles and the 8 words of
+// fifth bits (bit j of each byte).
+fn q5k32(dd: vec2<f32>, sm: vec2<f32>, q: array<u32, 8>, qh: array<u32, 8>, j: u32) -> array<vec4<f32>, 8> {
+    let dl = dd.x * sm.x;
+    let ml = dd.y * sm.y;
+    let sh = 4u * (j & 1u);
+    var r: array<vec4<f32>, 8>;
+    for (var k = 0u; k < 8u; k++) {
+        r[k] = dl * uf(fld(q[k], sh, 15u) | (fld(qh[k], j, 1u) << vec4<u32>(4u))) - ml;
+    }
+    return r;
+}
+
+#if WIN
+fn dq32k(A: array<u32, NW>, j: u32) -> array<vec4<f32>, 8> {
+    return q5k32(unpack2x16float(A[0]), kscale3(vec3<u32>(A[1], A[2], A[3]), j), a8(A, 12u + 8u * (j >> 1u)), a8(A, 4u), j);
+}
+#endif
 #endif
 
 #if T_Q6_K

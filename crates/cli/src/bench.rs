@@ -114,6 +114,9 @@ pub fn model(
     if pp == 0 || reps == 0 {
         return Err("--pp and --reps must be at least 1".into());
     }
+    if profile && args.flags.device == Device::Cpu {
+        return Err("--profile times GPU kernels; drop --device cpu".into());
+    }
     let started = Instant::now();
     let mut args = args.clone();
     args.ctx_size = Some(args.ctx_size.unwrap_or(0).max(pp + tg + 1));

@@ -1,6 +1,6 @@
 //! The sampler on arbitrary parameters, logits (NaN and infinities included) and
-//! histories: `validate` refuses or the chosen id is inside the vocabulary. A vocabulary
-//! is never empty (every front end samples over a loaded model's logits).
+//! histories: `validate` refuses or the chosen id is inside the vocabulary; no logits at
+//! all is a typed error.
 #![no_main]
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
@@ -47,10 +47,14 @@ fuzz_target!(|input: Input| {
         return;
     };
     let history: Vec<u32> = input.history.iter().take(1024).copied().collect();
+    assert!(sampler.sample(&[], &history).is_err());
+    assert!(sampler.sample_candidates(Vec::new(), &history).is_err());
     for _ in 0..3 {
-        let id = sampler.sample(&logits, &history);
+        let id = sampler.sample(&logits, &history).expect("logits");
         assert!(id < n, "sampled {id} of {n}");
-        let id = sampler.sample_candidates(cand.clone(), &history);
+        let id = sampler
+            .sample_candidates(cand.clone(), &history)
+            .expect("candidates");
         assert!(
             cand.iter().any(|c| c.0 == id),
             "sampled {id}, not a candidate"

@@ -58,7 +58,7 @@ pub trait Forward {
         history: &[u32],
     ) -> Result<u32, Error> {
         let logits = self.forward(tokens, Logits::Last)?;
-        Ok(sampler.sample(&logits, history))
+        sampler.sample(&logits, history)
     }
 }
 

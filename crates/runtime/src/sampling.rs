@@ -189,12 +189,16 @@ impl Sampler {
         }
     }
 
-    /// Choose the next token from `logits`, given the tokens so far.
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    /// Choose the next token from `logits`, given the tokens so far. No logits (an empty
+    /// vocabulary) is `Error::InvalidRequest`.
+    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<u32, Error> {
+        if logits.is_empty() {
+            return Err(nothing_to_sample());
+        }
         let mut logits = logits.to_vec();
         self.apply_penalties(&mut logits, history);
         if self.params.is_greedy() {
-            return argmax(&logits);
+            return Ok(argmax(&logits));
         }
         // Candidates sorted descending; top-k bounds the work on big vocabularies.
         let k = if self.params.top_k == 0 {
@@ -202,13 +206,21 @@ impl Sampler {
         } else {
             self.params.top_k
         };
-        self.draw(top_k(&logits, k))
+        Ok(self.draw(top_k(&logits, k)))
     }
 
     /// Choose the next token from the largest logits only (id, logit), as read back from
     /// a GPU top-k. Exact whenever the penalties only lower logits and the list holds at
-    /// least `top_k` candidates beyond the penalised ones.
-    pub fn sample_candidates(&mut self, mut cand: Vec<(u32, f32)>, history: &[u32]) -> u32 {
+    /// least `top_k` candidates beyond the penalised ones. No candidates is
+    /// `Error::InvalidRequest`.
+    pub fn sample_candidates(
+        &mut self,
+        mut cand: Vec<(u32, f32)>,
+        history: &[u32],
+    ) -> Result<u32, Error> {
+        if cand.is_empty() {
+            return Err(nothing_to_sample());
+        }
         // Penalties index logits by token id: run them over the candidates' positions.
         let window = &history[history.len().saturating_sub(self.params.repeat_last_n)..];
         let local: Vec<u32> = window
@@ -223,12 +235,12 @@ impl Sampler {
         let order = |a: &(u32, f32), b: &(u32, f32)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
         cand.sort_by(order);
         if self.params.is_greedy() {
-            return cand[0].0;
+            return Ok(cand[0].0);
         }
         if self.params.top_k > 0 {
             cand.truncate(self.params.top_k);
         }
-        self.draw(cand)
+        Ok(self.draw(cand))
     }
 
     /// Top-p, min-p, temperature and the draw over candidates sorted descending.
@@ -264,6 +276,10 @@ impl Sampler {
     }
 }
 
+fn nothing_to_sample() -> Error {
+    Error::InvalidRequest("no logits to sample from (empty vocabulary)".into())
+}
+
 /// Probabilities of sorted candidates at temperature `temp`, in f64.
 fn softmax_of(cand: &[(u32, f32)], temp: f32) -> Vec<f64> {
     let max = cand[0].1 as f64;
@@ -284,9 +300,24 @@ mod tests {
     }
 
     #[test]
+    fn nothing_to_sample_is_an_error() {
+        for params in [SamplingParams::greedy(), SamplingParams::default()] {
+            let mut s = Sampler::new(params).unwrap();
+            assert!(matches!(
+                s.sample(&[], &[1, 2]),
+                Err(Error::InvalidRequest(_))
+            ));
+            assert!(matches!(
+                s.sample_candidates(Vec::new(), &[1]),
+                Err(Error::InvalidRequest(_))
+            ));
+        }
+    }
+
+    #[test]
     fn greedy_picks_first_max() {
         let mut s = Sampler::new(SamplingParams::greedy()).unwrap();
-        assert_eq!(s.sample(&logits(), &[]), 1);
+        assert_eq!(s.sample(&logits(), &[]).unwrap(), 1);
     }
 
     #[test]
@@ -311,7 +342,7 @@ mod tests {
             })
             .unwrap();
             (0..200)
-                .map(|_| s.sample(&logits(), &[]))
+                .map(|_| s.sample(&logits(), &[]).unwrap())
                 .collect::<Vec<_>>()
         };
         let a = run(7);
@@ -333,7 +364,7 @@ mod tests {
             ..Default::default()
         })
         .unwrap();
-        assert!((0..100).all(|_| [1, 5].contains(&s.sample(&logits(), &[]))));
+        assert!((0..100).all(|_| [1, 5].contains(&s.sample(&logits(), &[]).unwrap())));
         let mut s = Sampler::new(SamplingParams {
             top_k: 0,
             top_p: 1.0,
@@ -342,7 +373,9 @@ mod tests {
         })
         .unwrap();
         // exp(2.5 - 3) = 0.61 ≥ 0.5 keeps id 2; exp(1 - 3) = 0.14 drops id 0.
-        let drawn: Vec<u32> = (0..300).map(|_| s.sample(&logits(), &[])).collect();
+        let drawn: Vec<u32> = (0..300)
+            .map(|_| s.sample(&logits(), &[]).unwrap())
+            .collect();
         assert!(drawn.iter().all(|t| [1, 2, 5].contains(t)));
         assert!(drawn.contains(&2));
     }

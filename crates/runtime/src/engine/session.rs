@@ -365,10 +365,10 @@ impl GpuSession {
                     )
                 })
                 .collect();
-            return Ok(sampler.sample_candidates(cands, history));
+            return sampler.sample_candidates(cands, history);
         }
         let logits = self.read_logits(1).await?;
-        Ok(sampler.sample(&logits, history))
+        sampler.sample(&logits, history)
     }
 
     /// Evaluate one decode token (`token` at the next position, greedy head and argmax)

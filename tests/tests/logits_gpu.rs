@@ -124,6 +124,13 @@ fn floor() -> DeviceOptions {
 fn smollm2_gpu_logits() {
     check("smollm2", DeviceOptions::default(), None);
     check("smollm2", floor(), Some(MatLayout::Coalesced));
+    // The row layout without subgroups (what a browser's CPU fallback runs): the portable
+    // row kernels and the portable attention, where lavapipe itself picks the subgroup ones.
+    let portable = DeviceOptions {
+        no_subgroups: true,
+        ..Default::default()
+    };
+    check("smollm2", portable, Some(MatLayout::RowPerInvocation));
 }
 
 #[test]

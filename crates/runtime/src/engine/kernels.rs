@@ -60,9 +60,6 @@ pub struct Kernels {
     cache: PipelineCache,
     pub f16: bool,
     pub layout: MatLayout,
-    /// Row kernels may use subgroups (when the device has them, at least
-    /// `MATVEC_ROWS_SG_MIN` wide); tests turn it off to run the portable kernel.
-    pub subgroup_rows: bool,
 }
 
 impl Kernels {
@@ -71,7 +68,6 @@ impl Kernels {
             cache: PipelineCache::default(),
             f16,
             layout,
-            subgroup_rows: true,
         }
     }
 
@@ -92,8 +88,9 @@ impl Kernels {
             (MatLayout::Coalesced, true) => Ok((self.matmul(ctx, ty)?, q::matmul_groups)),
             (MatLayout::RowPerInvocation, single) => {
                 let single = !single;
-                let sg_src = (ctx.caps.subgroup_min_size >= q::MATVEC_ROWS_SG_MIN
-                    && self.subgroup_rows)
+                // Subgroup variants where the device runs subgroups of 8 or more lanes
+                // (`DeviceOptions::no_subgroups` turns them off).
+                let sg_src = (ctx.caps.subgroup_min_size >= q::MATVEC_ROWS_SG_MIN)
                     .then(|| q::matvec_rows_sg(ty.name(), single))
                     .flatten();
                 let sg = sg_src.is_some();
@@ -167,7 +164,6 @@ impl Kernels {
     ) -> Result<Option<Arc<Kernel>>, Error> {
         use wisp_shaders::{ops, quant};
         if self.layout != MatLayout::RowPerInvocation
-            || !self.subgroup_rows
             || ctx.caps.subgroup_min_size < quant::MATVEC_ROWS_SG_MIN
             || !ops::attention_rows_supported(head_dim_k, head_dim_v)
         {

@@ -18,7 +18,7 @@
 // blocks word by word (`dq32`): there the loads are shared by 16 tokens.
 //
 // Measured on lavapipe (wisp bench --kernels, 2048 columns; benches/README.md has the
-// history): Q8_0 decode 3.55 -> 5.9 GB/s with WIN; prefill 74 -> 27 ms per 2048x2048x128
+// history): Q8_0 decode 3.55 -> 5.9 GB/s with WIN; prefill 74 -> 29 ms per 2048x2048x128
 // with SG, 16 tokens and 4 rows. Four rows is the sweet spot: written with arrays or as
 // eight named rows, llvmpipe spills and runs 3-60x slower.
 

@@ -1,11 +1,34 @@
 //! Shared helpers of the end-to-end tests: where the real models, llama.cpp's test
-//! vectors and the committed fixtures live.
+//! vectors and the committed fixtures live, and the usual way a test puts a model on the
+//! GPU.
 //!
 //! Models are fetched by `cargo xtask fetch-models` into `$WISP_MODELS` (default
 //! `target/models`). A test that needs one fails with that instruction when it is missing:
 //! CI fetches them first, so a silent skip would hide a broken setup.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use wisp::engine::{GpuModel, LoadControl, SliceSource};
+use wisp::gguf::GgufFile;
+use wisp::gpu::GpuContext;
+
+/// `file` uploaded whole onto `ctx`, its memory plan checked for sessions of `n_ctx`
+/// tokens, no budget: the load most GPU tests do.
+pub fn gpu_model(
+    ctx: Arc<GpuContext>,
+    file: &GgufFile,
+    n_ctx: usize,
+) -> Result<Arc<GpuModel>, wisp::Error> {
+    GpuModel::load(
+        ctx,
+        &file.header,
+        &mut SliceSource(file.bytes()),
+        &LoadControl::default(),
+        n_ctx,
+        None,
+    )
+    .map(Arc::new)
+}
 
 /// A real model the tests use.
 pub struct TestModel {

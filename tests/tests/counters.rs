@@ -4,7 +4,7 @@
 //! once, one row of the embedding table). Dispatches per token are printed.
 
 use std::sync::Arc;
-use wisp::engine::{Counters, GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::engine::{Counters, GpuSession};
 use wisp::generate::Forward;
 use wisp::gguf::{GgufFile, GgufHeader};
 use wisp::gpu::{DeviceOptions, GpuContext};
@@ -41,16 +41,8 @@ fn expected_per_token(h: &GgufHeader) -> u64 {
 fn check(key: &str) {
     let file = GgufFile::open(&wisp_e2e::model_path(key)).expect("open");
     let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("device"));
-    let model = GpuModel::load(
-        ctx,
-        &file.header,
-        &mut SliceSource(file.bytes()),
-        &LoadControl::default(),
-        64,
-        None,
-    )
-    .expect("load");
-    let mut session = GpuSession::new(Arc::new(model), 64).expect("session");
+    let model = wisp_e2e::gpu_model(ctx, &file, 64).expect("load");
+    let mut session = GpuSession::new(model, 64).expect("session");
     let mut sampler = Sampler::new(SamplingParams::greedy()).unwrap();
     let prompt: Vec<u32> = (0..12).map(|i| 1000 + i * 37).collect();
     let mut token = session

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use wisp::engine::{generate_async, GpuModel, GpuSession, Hooks, LoadControl, SliceSource};
+use wisp::engine::{generate_async, GpuModel, GpuSession, Hooks};
 use wisp::generate::{
     generate, generate_cancellable, FinishReason, Forward, GenerateOptions, Generation,
     PREFILL_CHUNK,
@@ -39,15 +39,7 @@ impl Setup {
     }
 
     fn load_on(&self, ctx: Arc<GpuContext>) -> Result<Arc<GpuModel>, Error> {
-        GpuModel::load(
-            ctx,
-            &self.file.header,
-            &mut SliceSource(self.file.bytes()),
-            &LoadControl::default(),
-            1024,
-            None,
-        )
-        .map(Arc::new)
+        wisp_e2e::gpu_model(ctx, &self.file, 1024)
     }
 }
 

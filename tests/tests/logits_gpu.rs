@@ -3,7 +3,7 @@
 //! the browser/phone floor (WebGPU default limits, no shader-f16).
 
 use std::sync::Arc;
-use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::engine::{GpuModel, GpuSession};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext, MatLayout};
@@ -30,18 +30,8 @@ fn load(
     if let Some(layout) = layout {
         ctx.caps.mat_layout = layout;
     }
-    let ctx = Arc::new(ctx);
-    let mut source = SliceSource(file.bytes());
-    let model = GpuModel::load(
-        ctx,
-        &file.header,
-        &mut source,
-        &LoadControl::default(),
-        512,
-        None,
-    )
-    .expect("load on GPU");
-    (file, Arc::new(model))
+    let model = wisp_e2e::gpu_model(Arc::new(ctx), &file, 512).expect("load on GPU");
+    (file, model)
 }
 
 fn check(key: &str, opts: DeviceOptions, layout: Option<MatLayout>) {

@@ -15,16 +15,7 @@ fn setup() -> (Tokenizer, Arc<GpuModel>) {
     let file = GgufFile::open(&wisp_e2e::model_path("smollm2")).expect("open");
     let tok = Tokenizer::from_gguf(&file.header).expect("tokenizer");
     let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("device"));
-    let model = GpuModel::load(
-        ctx,
-        &file.header,
-        &mut SliceSource(file.bytes()),
-        &LoadControl::default(),
-        256,
-        None,
-    )
-    .expect("load");
-    (tok, Arc::new(model))
+    (tok, wisp_e2e::gpu_model(ctx, &file, 256).expect("load"))
 }
 
 fn greedy() -> Sampler {

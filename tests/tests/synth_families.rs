@@ -17,7 +17,7 @@
 //! tests/reference/README.md).
 
 use std::sync::Arc;
-use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::engine::GpuSession;
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext};
@@ -179,17 +179,7 @@ fn check_pair(f: &synth::Family, m: &synth::Mix, gpu_configs: &[DeviceOptions]) 
     for opts in gpu_configs.iter().cloned() {
         let t = std::time::Instant::now();
         let ctx = Arc::new(GpuContext::new_blocking(&opts).expect("a GPU device"));
-        let model = Arc::new(
-            GpuModel::load(
-                ctx,
-                &file.header,
-                &mut SliceSource(file.bytes()),
-                &LoadControl::default(),
-                n,
-                None,
-            )
-            .expect("load on GPU"),
-        );
+        let model = wisp_e2e::gpu_model(ctx, &file, n).expect("load on GPU");
         let gpu = GpuSession::new(Arc::clone(&model), n)
             .expect("session")
             .forward(&fx.tokens, Logits::All)
@@ -330,17 +320,7 @@ fn phi35_mini_long_rope_factors() {
     assert_bars(&format!("{stem} long cpu"), &r);
 
     let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("a GPU"));
-    let model = Arc::new(
-        GpuModel::load(
-            ctx,
-            &file.header,
-            &mut SliceSource(file.bytes()),
-            &LoadControl::default(),
-            n_ctx,
-            None,
-        )
-        .expect("load"),
-    );
+    let model = wisp_e2e::gpu_model(ctx, &file, n_ctx).expect("load");
     let gpu = GpuSession::new(model, n_ctx)
         .expect("session")
         .forward(&fx.tokens, Logits::All)

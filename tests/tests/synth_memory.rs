@@ -108,17 +108,7 @@ fn full_depth_decode(key: &str) {
         .expect("a GPU device"),
     );
     let t = std::time::Instant::now();
-    let model = Arc::new(
-        GpuModel::load(
-            ctx,
-            &file.header,
-            &mut SliceSource(file.bytes()),
-            &LoadControl::default(),
-            64,
-            None,
-        )
-        .expect("load under WebGPU default limits"),
-    );
+    let model = wisp_e2e::gpu_model(ctx, &file, 64).expect("load under WebGPU default limits");
     eprintln!(
         "{key}: loaded {} MiB in {:.1} s",
         model.gpu_bytes >> 20,

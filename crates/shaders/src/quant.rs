@@ -156,7 +156,8 @@ pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
 fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
     block_of(ty)?;
     let win = windowed(ty).filter(|_| single);
-    let mut defines = vec![dq32_define(ty)];
+    // X_F32: the float rows' tail reads activations as the kernel's `X: array<f32>`.
+    let mut defines = vec![dq32_define(ty), "X_F32"];
     if single {
         defines.push("TOK1");
     }
@@ -302,14 +303,14 @@ fn dq32_define(ty: &str) -> &'static str {
 
 /// Decode mat-vec for `ty`: tuned for 1..=8 tokens, correct for any count.
 pub fn matvec(ty: &str, _v: &MatVariant) -> Option<String> {
-    build(ty, MATVEC, false)
+    build_with(ty, MATVEC, false, &["X_F32"])
 }
 
 /// Mat-vec with one token per z slice (the per-token decode path): same bindings and
 /// params as [`matvec`], a single accumulator per lane and a quarter of the reduction
 /// traffic; dispatch with [`matvec_single_groups`].
 pub fn matvec_single(ty: &str) -> Option<String> {
-    build_with(ty, MATVEC, false, &["TOK1"])
+    build_with(ty, MATVEC, false, &["TOK1", "X_F32"])
 }
 
 /// Prefill matmul for `ty`: 64x64 output tiles, each weight dequantized once per tile.

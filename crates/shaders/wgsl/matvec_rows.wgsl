@@ -82,18 +82,7 @@ fn float_row(row: u32, t0: u32, nt: u32) {
         let c = 8u * g;
         for (var t = 0u; t < TOK; t++) {
             if (t < nt) {
-                let xb = P.x_offset + (t0 + t) * P.x_stride + c;
-                // Columns past the row end: weights are zero, keep x out of it too.
-                if (c + 8u > P.cols) {
-                    var s = 0.0;
-                    let wv = array<f32, 8>(w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w);
-                    for (var k = 0u; k < 8u; k++) {
-                        if (c + k < P.cols) { s += wv[k] * X[xb + k]; }
-                    }
-                    acc[t] += s;
-                    continue;
-                }
-                acc[t] += dot(w.a, xv(xb)) + dot(w.b, xv(xb + 4u));
+                acc[t] += dot_cols8(w, c, P.x_offset + (t0 + t) * P.x_stride + c, P.cols);
             }
         }
     }

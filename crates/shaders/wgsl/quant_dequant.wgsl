@@ -122,6 +122,25 @@ fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {
 }
 #endif
 
+#if FLOAT_TAIL
+#if X_F32
+// w · x for columns c .. c+8 of a float row whose activations start at float index `xb`,
+// through the mat-vec kernel's `X` (f32) and `xv`: past the row's end (`cols`) the
+// weights are zero and x is not read either.
+fn dot_cols8(w: W8, c: u32, xb: u32, cols: u32) -> f32 {
+    if (c + 8u > cols) {
+        var s = 0.0;
+        let wv = array<f32, 8>(w.a.x, w.a.y, w.a.z, w.a.w, w.b.x, w.b.y, w.b.z, w.b.w);
+        for (var k = 0u; k < 8u; k++) {
+            if (c + k < cols) { s += wv[k] * X[xb + k]; }
+        }
+        return s;
+    }
+    return dot(w.a, xv(xb)) + dot(w.b, xv(xb + 4u));
+}
+#endif
+#endif
+
 #if DQ32_GENERIC
 // Columns 32s .. 32s+32 through four `dq8` calls (types without a block-wise reader).
 fn dq32(rb: u32, s: u32) -> array<vec4<f32>, 8> {

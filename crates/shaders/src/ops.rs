@@ -24,6 +24,7 @@ const ROPE: &str = include_str!("../wgsl/rope.wgsl");
 const KV: &str = include_str!("../wgsl/kv.wgsl");
 const ATTENTION: &str = include_str!("../wgsl/attention.wgsl");
 const ATTENTION_ROWS_SRC: &str = include_str!("../wgsl/attention_rows.wgsl");
+const ATTENTION_SHARED: &str = include_str!("../wgsl/attention_shared.wgsl");
 const ELEMENTWISE: &str = include_str!("../wgsl/elementwise.wgsl");
 const ARGMAX: &str = include_str!("../wgsl/argmax.wgsl");
 const TOPK: &str = include_str!("../wgsl/topk.wgsl");
@@ -248,13 +249,13 @@ pub const ATTENTION_MAX_HEAD_DIM: u32 = 256;
 /// 1). With `n_splits > 1` the output goes to `scratch` and [`attention_combine`] must
 /// follow.
 pub fn attention(v: &OpsVariant) -> String {
-    build(ATTENTION, v, &[])
+    build(&format!("{ATTENTION_SHARED}{ATTENTION}"), v, &[])
 }
 
 /// Attention (second pass, only when `n_splits > 1`): bindings 0 `scratch` (read),
 /// 1 `out` (read_write), 2 params (the same [`AttentionParams`] bytes). Workgroup 128.
 pub fn attention_combine(_v: &OpsVariant) -> String {
-    build_f32(ATTENTION, &["COMBINE"])
+    build_f32(&format!("{ATTENTION_SHARED}{ATTENTION}"), &["COMBINE"])
 }
 
 /// [`attention`] for CPU-backed devices with subgroups of at least 8 lanes (native only):
@@ -265,7 +266,7 @@ pub fn attention_combine(_v: &OpsVariant) -> String {
 pub fn attention_rows(head_dim_k: u32, head_dim_v: u32) -> String {
     format!(
         "const DK: u32 = {head_dim_k}u;\nconst DV: u32 = {head_dim_v}u;\n{}",
-        build_f32(ATTENTION_ROWS_SRC, &[])
+        build_f32(&format!("{ATTENTION_SHARED}{ATTENTION_ROWS_SRC}"), &[])
     )
 }
 

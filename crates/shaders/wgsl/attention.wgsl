@@ -17,26 +17,11 @@
 // 8 KiB) + 2 x 256 f32 + a few floats, well inside 16 KiB for head_dim up to 256.
 //
 // The KV cache holds halves (2 bytes per element): vec2<f16> with shader-f16, otherwise
-// u32 words unpacked with unpack2x16float. All arithmetic is f32.
-
-struct Params {
-    n_head: u32,
-    n_head_kv: u32,
-    head_dim_k: u32, // even, <= 256
-    head_dim_v: u32, // even, <= 256
-    n_tokens: u32,   // queries in this call
-    pos0: u32,       // position of query 0; keys 0 .. pos0 + n_tokens are in the cache
-    window: u32,     // sliding window (a query at p sees keys > p - window); 0 = full
-    scale: f32,      // score multiplier (1 / sqrt(head_dim) or the model's)
-    split_len: u32,  // keys per split
-    n_splits: u32,   // splits (1: no scratch, no combine)
-    softcap: f32,    // scores become softcap * tanh(s / softcap) when > 0 (Gemma 2)
-    _pad1: u32,
-}
+// u32 words unpacked with unpack2x16float. All arithmetic is f32. Params, NEG and
+// first_key come from attention_shared.wgsl.
 
 const WG: u32 = 256u;
 const RMAX: u32 = 8u;
-const NEG: f32 = -3.0e38;     // "minus infinity" (WGSL has no infinite literals)
 const NEG_HALF: f32 = -1.0e38;
 
 #if COMBINE
@@ -100,13 +85,6 @@ var<workgroup> red: array<f32, WG>;  // row-max reduction
 var<workgroup> m_run: array<f32, RMAX>;
 var<workgroup> alpha: array<f32, RMAX>;
 
-// First key position a query at `pos` may see.
-fn first_key(pos: u32) -> u32 {
-    if (p.window > 0u && pos + 1u > p.window) {
-        return pos + 1u - p.window;
-    }
-    return 0u;
-}
 
 @compute @workgroup_size(256)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {

@@ -7,22 +7,9 @@
 // [l*DV/8, (l+1)*DV/8) of the output: a score is eight partial dot products and one
 // subgroupAdd, and each lane keeps its own slice of the online-softmax accumulator. K and
 // V come 16 bytes (8 halves) per load. The Rust side prepends `const DK`, `const DV`
-// (multiples of 64) and dispatches (n_splits, rows); rows = n_tokens * n_head.
+// (multiples of 64) and dispatches (n_splits, rows); rows = n_tokens * n_head. Params,
+// NEG and first_key come from attention_shared.wgsl.
 
-struct Params {
-    n_head: u32,
-    n_head_kv: u32,
-    head_dim_k: u32,
-    head_dim_v: u32,
-    n_tokens: u32,
-    pos0: u32,
-    window: u32,
-    scale: f32,
-    split_len: u32,
-    n_splits: u32,
-    softcap: f32,
-    _pad1: u32,
-}
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> k_cache: array<vec4<u32>>;
@@ -31,18 +18,10 @@ struct Params {
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<storage, read_write> scratch: array<f32>;
 
-const NEG: f32 = -3.0e38;
 const KQ: u32 = DK / 32u; // vec4<f32> of q per lane
 const KW: u32 = DK / 64u; // vec4<u32> (8 halves) of a key per lane
 const VW: u32 = DV / 64u; // vec4<u32> of a value per lane
 const VA: u32 = DV / 32u; // vec4<f32> of output per lane
-
-fn first_key(pos: u32) -> u32 {
-    if (p.window > 0u && pos + 1u > p.window) {
-        return pos + 1u - p.window;
-    }
-    return 0u;
-}
 
 fn halves(w: vec4<u32>) -> array<vec4<f32>, 2> {
     return array<vec4<f32>, 2>(

@@ -41,7 +41,7 @@ fn check(key: &str, opts: DeviceOptions, layout: Option<MatLayout>) {
         // Every binding must fit 128 MiB: Gemma 3's 262144 × 640 Q8_0 table (178 MB) is split.
         for m in [&model.tok_embd, model.output()] {
             for c in &m.chunks {
-                assert!(c.buffer.size() <= 128 << 20, "{} chunk too big", m.name);
+                assert!(c.store.size() <= 128 << 20, "{} chunk too big", m.name);
             }
         }
         if key == "gemma3" {
@@ -114,10 +114,12 @@ fn floor() -> DeviceOptions {
 fn smollm2_gpu_logits() {
     check("smollm2", DeviceOptions::default(), None);
     check("smollm2", floor(), Some(MatLayout::Coalesced));
-    // The row layout without subgroups (what a browser's CPU fallback runs): the portable
-    // row kernels and the portable attention, where lavapipe itself picks the subgroup ones.
+    // The row layout without subgroups or textures (what a browser's CPU fallback runs):
+    // the portable row kernels over storage buffers and the portable attention, where
+    // lavapipe itself picks texture weights and the subgroup kernels.
     let portable = DeviceOptions {
         no_subgroups: true,
+        no_texture_weights: true,
         ..Default::default()
     };
     check("smollm2", portable, Some(MatLayout::RowPerInvocation));

@@ -19,8 +19,8 @@ use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::quant::{dequantize, f32_to_f16, GgmlType};
 use wisp_shaders::quant::{
     get_rows, get_rows_groups, matmul, matmul_groups, matvec, matvec_groups, matvec_rows,
-    matvec_rows_groups, matvec_rows_sg, matvec_single, matvec_single_groups, MatVariant,
-    MATVEC_ROWS_SG_MIN, QUANT_TYPES,
+    matvec_rows_groups, matvec_rows_sg, matvec_single, matvec_single_groups, rows_align,
+    MatVariant, MATVEC_ROWS_SG_MIN, QUANT_TYPES,
 };
 
 struct Rng(u64);
@@ -121,6 +121,30 @@ struct Case {
 }
 
 const CASES: &[Case] = &[
+    // One token, rows whose windows are 8- or 16-byte aligned for most types (the
+    // one-token row kernel is specialised on the alignment, `rows_align`).
+    Case {
+        rows: 70,
+        blocks: 8,
+        float_cols: 64,
+        n: 1,
+        accumulate: false,
+        x_offset: 0,
+        x_pad: 0,
+        y_offset: 0,
+        y_pad: 0,
+    },
+    Case {
+        rows: 9,
+        blocks: 4,
+        float_cols: 33,
+        n: 1,
+        accumulate: true,
+        x_offset: 8,
+        x_pad: 4,
+        y_offset: 1,
+        y_pad: 2,
+    },
     // One token over several windows of the row kernel (4 blocks each), the last partial.
     Case {
         rows: 65,
@@ -234,6 +258,7 @@ fn run_case(
     tol: f64,
     abs_per_col: f64,
     rng: &mut Rng,
+    texture: bool,
 ) -> Result<(), String> {
     let block = gg(ty).block_size() as usize;
     let cols = if is_float(ty) {
@@ -262,13 +287,22 @@ fn run_case(
         c.accumulate as usize,
     ]
     .map(|v| v as u32);
-    let wb = ctx.storage_init("w", &w);
     let xb = ctx.storage_init("x", &f32_bytes(&x));
     let yb = ctx.storage_init("y", &f32_bytes(&y0));
     let pb = ctx.uniform_init("p", &u32_bytes(&params));
-    ctx.run_once(
+    let wb = ctx.storage_init("w", &w);
+    let wt = ctx
+        .weights_texture_init("w", &w)
+        .create_view(&Default::default());
+    let weights = if texture {
+        wisp::gpu::wgpu::BindingResource::TextureView(&wt)
+    } else {
+        wb.as_entire_binding()
+    };
+    let rest = [&xb, &yb, &pb].map(|b| b.as_entire_binding());
+    ctx.run_once_with(
         kernel,
-        &[&wb, &xb, &yb, &pb],
+        std::iter::once(weights).chain(rest).collect(),
         groups(c.rows as u32, c.n as u32),
     )
     .map_err(|e| e.to_string())?;
@@ -311,64 +345,128 @@ fn check_device(opts: DeviceOptions, seed: u64) {
     let mut rng = Rng(seed);
     let mut failures = Vec::new();
     let start = std::time::Instant::now();
+    type Source = fn(&str, u32) -> String;
+    type Groups = fn(u32, u32) -> (u32, u32, u32);
+    let sg = ctx.caps.subgroup_min_size >= MATVEC_ROWS_SG_MIN;
+    let rows_groups: Groups = |r, n| matvec_rows_groups(r, n, false);
+    let rows1_groups: Groups = |r, n| matvec_rows_groups(r, n, true);
     for ty in QUANT_TYPES {
-        let mut kernels = vec![
+        // (name, source for a column count, workgroups, f16 tolerance, weights in a
+        // texture). The one-token row kernels are specialised on the columns' alignment.
+        let mut kernels: Vec<(&str, Source, Groups, bool, bool)> = vec![
             (
                 "matvec",
-                matvec(ty, &v).unwrap(),
-                matvec_groups as fn(u32, u32) -> _,
+                |ty, _| matvec(ty, &MatVariant::default()).unwrap(),
+                matvec_groups,
+                false,
                 false,
             ),
             (
                 "matvec_single",
-                matvec_single(ty).unwrap(),
-                matvec_single_groups as fn(u32, u32) -> _,
+                |ty, _| matvec_single(ty).unwrap(),
+                matvec_single_groups,
+                false,
                 false,
             ),
             (
-                "matmul",
-                matmul(ty, &v).unwrap(),
-                matmul_groups as fn(u32, u32) -> _,
-                v.f16,
-            ),
-            (
                 "matvec_rows",
-                matvec_rows(ty, false).unwrap(),
-                (|r, n| matvec_rows_groups(r, n, false)) as fn(u32, u32) -> _,
+                |ty, _| matvec_rows(ty, false, 0, false).unwrap(),
+                rows_groups,
+                false,
                 false,
             ),
             (
                 "matvec_rows_single",
-                matvec_rows(ty, true).unwrap(),
-                (|r, n| matvec_rows_groups(r, n, true)) as fn(u32, u32) -> _,
+                |ty, c| matvec_rows(ty, true, rows_align(ty, c, true), false).unwrap(),
+                rows1_groups,
+                false,
                 false,
             ),
+            (
+                "matvec_rows_tex",
+                |ty, _| matvec_rows(ty, false, 0, true).unwrap(),
+                rows_groups,
+                false,
+                true,
+            ),
+            (
+                "matvec_rows_single_tex",
+                |ty, c| matvec_rows(ty, true, rows_align(ty, c, true), true).unwrap(),
+                rows1_groups,
+                false,
+                true,
+            ),
         ];
+        if v.f16 {
+            kernels.push((
+                "matmul",
+                |ty, _| matmul(ty, &MatVariant { f16: true }).unwrap(),
+                matmul_groups,
+                true,
+                false,
+            ));
+        } else {
+            kernels.push((
+                "matmul",
+                |ty, _| matmul(ty, &MatVariant::default()).unwrap(),
+                matmul_groups,
+                false,
+                false,
+            ));
+        }
         // The subgroup variants where the device runs them (lavapipe: 8 lanes).
-        if ctx.caps.subgroup_min_size >= MATVEC_ROWS_SG_MIN && !is_float(ty) {
+        if sg && !is_float(ty) {
             kernels.push((
                 "matvec_rows_sg",
-                matvec_rows_sg(ty, false).unwrap(),
-                (|r, n| matvec_rows_groups(r, n, false)) as fn(u32, u32) -> _,
+                |ty, _| matvec_rows_sg(ty, false, 0, false).unwrap(),
+                rows_groups,
+                false,
                 false,
             ));
             kernels.push((
                 "matvec_rows_sg_single",
-                matvec_rows_sg(ty, true).unwrap(),
-                (|r, n| matvec_rows_groups(r, n, true)) as fn(u32, u32) -> _,
+                |ty, c| matvec_rows_sg(ty, true, rows_align(ty, c, true), false).unwrap(),
+                rows1_groups,
+                false,
                 false,
             ));
+            kernels.push((
+                "matvec_rows_sg_tex",
+                |ty, _| matvec_rows_sg(ty, false, 0, true).unwrap(),
+                rows_groups,
+                false,
+                true,
+            ));
+            kernels.push((
+                "matvec_rows_sg_single_tex",
+                |ty, c| matvec_rows_sg(ty, true, rows_align(ty, c, true), true).unwrap(),
+                rows1_groups,
+                false,
+                true,
+            ));
         }
-        for (name, src, groups, f16) in kernels {
-            let k = match ctx.compile(&format!("{name}_{ty}"), &src) {
-                Ok(k) => k,
-                Err(e) => {
-                    failures.push(format!("{ty} {name}: {e}"));
-                    continue;
-                }
-            };
+        let mut compiled: std::collections::HashMap<String, wisp::gpu::Kernel> = Default::default();
+        for (name, source, groups, f16, texture) in kernels {
             let (tol, abs) = if f16 { (2e-3, 1e-7) } else { (1e-5, 0.0) };
             for c in CASES {
+                let cols = if is_float(ty) {
+                    c.float_cols
+                } else {
+                    c.blocks * gg(ty).block_size() as usize
+                };
+                let src = source(ty, cols as u32);
+                if !compiled.contains_key(&src) {
+                    match ctx.compile(&format!("{name}_{ty}"), &src) {
+                        Ok(k) => {
+                            compiled.insert(src.clone(), k);
+                        }
+                        Err(e) => {
+                            failures.push(format!("{ty} {name}: {e}"));
+                            break;
+                        }
+                    }
+                }
+                let k = &compiled[&src];
                 // The row-per-invocation kernels read quantized rows' activations as vec4s:
                 // offsets and strides are multiples of 4 there (as in the engine).
                 let aligned;
@@ -382,7 +480,7 @@ fn check_device(opts: DeviceOptions, seed: u64) {
                 } else {
                     c
                 };
-                if let Err(e) = run_case(&ctx, &k, groups, ty, c, tol, abs, &mut rng) {
+                if let Err(e) = run_case(&ctx, k, groups, ty, c, tol, abs, &mut rng, texture) {
                     failures.push(format!("{ty} {name}: {e}"));
                     break;
                 }
@@ -455,7 +553,18 @@ fn matvec_rows_beyond_one_grid_dimension() {
         y_offset: 0,
         y_pad: 0,
     };
-    run_case(&ctx, &k, matvec_groups, "Q8_0", &c, 1e-5, 0.0, &mut Rng(4)).unwrap();
+    run_case(
+        &ctx,
+        &k,
+        matvec_groups,
+        "Q8_0",
+        &c,
+        1e-5,
+        0.0,
+        &mut Rng(4),
+        false,
+    )
+    .unwrap();
 }
 
 fn check_get_rows(opts: DeviceOptions, seed: u64) {
@@ -468,8 +577,8 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
     let n = ids.len();
     let out_offset = 3usize;
     let scale = 1.5f32;
-    for ty in QUANT_TYPES {
-        let k = match ctx.compile(&format!("get_rows_{ty}"), &get_rows(ty).unwrap()) {
+    for (ty, texture) in QUANT_TYPES.iter().flat_map(|t| [(t, false), (t, true)]) {
+        let k = match ctx.compile(&format!("get_rows_{ty}"), &get_rows(ty, texture).unwrap()) {
             Ok(k) => k,
             Err(e) => {
                 failures.push(format!("{ty}: {e}"));
@@ -491,14 +600,24 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
         let idb = ctx.storage_init("ids", &u32_bytes(&ids));
         // The table in two chunks, each its own buffer, as a >128 MiB table is split.
         for (start, len) in [(0, split), (split, vocab - split)] {
-            let wb = ctx.storage_init("w", &w[start * rb..(start + len) * rb]);
+            let bytes = &w[start * rb..(start + len) * rb];
+            let wb = ctx.storage_init("w", bytes);
+            let wt = ctx
+                .weights_texture_init("w", bytes)
+                .create_view(&Default::default());
             let mut p = u32_bytes(&[cols as u32, n as u32, start as u32, len as u32]);
             p.extend(scale.to_le_bytes());
             p.extend(u32_bytes(&[out_offset as u32, 0, 0]));
             let pb = ctx.uniform_init("p", &p);
-            ctx.run_once(
+            let weights = if texture {
+                wisp::gpu::wgpu::BindingResource::TextureView(&wt)
+            } else {
+                wb.as_entire_binding()
+            };
+            let rest = [&idb, &ob, &pb].map(|b| b.as_entire_binding());
+            ctx.run_once_with(
                 &k,
-                &[&wb, &idb, &ob, &pb],
+                std::iter::once(weights).chain(rest).collect(),
                 get_rows_groups(cols as u32, n as u32),
             )
             .unwrap();
@@ -513,7 +632,10 @@ fn check_get_rows(opts: DeviceOptions, seed: u64) {
         let maxw = wf.iter().fold(0f32, |m, v| m.max(v.abs())) * scale;
         // Exact up to a fused multiply-add in dequantization.
         if let Some(i) = (0..out.len()).find(|&i| (out[i] - want[i]).abs() > 1e-6 * maxw) {
-            failures.push(format!("{ty}: out[{i}] = {}, want {}", out[i], want[i]));
+            failures.push(format!(
+                "{ty} texture {texture}: out[{i}] = {}, want {}",
+                out[i], want[i]
+            ));
         }
     }
     assert!(

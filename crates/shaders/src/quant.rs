@@ -88,6 +88,7 @@ fn block_of(ty: &str) -> Option<(u32, u32, &'static [&'static str])> {
 }
 
 const DEQUANT: &str = include_str!("../wgsl/quant_dequant.wgsl");
+const WEIGHTS: &str = include_str!("../wgsl/weights.wgsl");
 const MATVEC: &str = include_str!("../wgsl/matvec.wgsl");
 const MATVEC_ROWS_SRC: &str = include_str!("../wgsl/matvec_rows.wgsl");
 const MATMUL: &str = include_str!("../wgsl/matmul.wgsl");
@@ -116,6 +117,7 @@ fn build_with(ty: &str, kernel: &str, f16: bool, more: &[&str]) -> Option<String
         // Words a block is read as (its last one may run into the next block).
         out.push_str(&format!("const NB: u32 = {}u;\n", ts.div_ceil(4)));
     }
+    out.push_str(&crate::preprocess(WEIGHTS, &defines));
     out.push_str(&crate::preprocess(kernel, &defines));
     out.push_str(&crate::preprocess(DEQUANT, &defines));
     Some(out)
@@ -146,14 +148,16 @@ fn spread(n: u32) -> (u32, u32) {
 /// Mat-vec for CPU-backed devices, one row per invocation (`matvec_rows.wgsl`): same
 /// bindings and product as [`matvec`], 1..=16 tokens per pass (`single`: exactly one, the
 /// decode step). For the quantized types `x_offset` and `x_stride` must be multiples of 4
-/// (activations are read as vec4s); the engine's are 0 and the column count.
-pub fn matvec_rows(ty: &str, single: bool) -> Option<String> {
-    rows_kernel(ty, single, false)
+/// (activations are read as vec4s); the engine's are 0 and the column count. `align` is
+/// [`rows_align`] of the matrix: the one-token kernel is specialised on it. `texture`:
+/// the weights are bound as a texture ([`TEXTURE_WIDTH`]) instead of a storage buffer.
+pub fn matvec_rows(ty: &str, single: bool, align: u32, texture: bool) -> Option<String> {
+    rows_kernel(ty, single, false, align, texture)
 }
 
-/// The row kernel's source: for one token and a 32-element block type, the windowed
-/// variant (WIN: rows read 16 bytes per load, a window of [`WIN_BLOCKS`] blocks at a time).
-fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
+/// The row kernel's source: for one token and a windowed type, the WIN variant (rows read
+/// 16 bytes per load, a window of [`WIN_BLOCKS`] blocks or one K block at a time).
+fn rows_kernel(ty: &str, single: bool, sg: bool, align: u32, texture: bool) -> Option<String> {
     block_of(ty)?;
     let win = windowed(ty).filter(|_| single);
     // X_F32: the float rows' tail reads activations as the kernel's `X: array<f32>`.
@@ -167,9 +171,12 @@ fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
     if win.is_some() {
         defines.push("WIN");
     }
+    if texture {
+        defines.push("TEXW");
+    }
     let mut src = build_with(ty, MATVEC_ROWS_SRC, false, &defines)?;
     if let Some((bs, ts)) = win {
-        src.push_str(&window_wgsl(bs, ts));
+        src.push_str(&window_wgsl(bs, ts, align));
     }
     Some(src)
 }
@@ -178,11 +185,11 @@ fn rows_kernel(ty: &str, single: bool, sg: bool) -> Option<String> {
 /// WebGPU backend has no subgroups): each block of activations is one per-lane load and
 /// eight broadcasts instead of eight loads. Same bindings, params and workgroups. None for
 /// the float types (they keep [`matvec_rows`]).
-pub fn matvec_rows_sg(ty: &str, single: bool) -> Option<String> {
+pub fn matvec_rows_sg(ty: &str, single: bool, align: u32, texture: bool) -> Option<String> {
     if block_of(ty)?.2.contains(&"FLOAT_TAIL") {
         return None;
     }
-    rows_kernel(ty, single, true)
+    rows_kernel(ty, single, true, align, texture)
 }
 
 /// Blocks per window of the 16-byte-load decode kernel for 32-element block types (the
@@ -195,28 +202,68 @@ fn windowed(ty: &str) -> Option<(u32, u32)> {
     (extra.contains(&"DQ32_BLOCK") || matches!(ty, "Q4_K" | "Q5_K" | "Q6_K")).then_some((bs, ts))
 }
 
-/// WGSL of the windowed reads of the one-token row kernel: `window(b)` returns the `NW`
-/// words starting at byte `b` (2-byte aligned, anywhere in a 16-byte word) through `NV`
-/// 16-byte loads; a window is `WBYTES` bytes of a row, `WX` groups of 32 columns (four
-/// 32-element blocks, or one K block); `xwin(c, lane)` loads their activations and
-/// `wdot(A, xs, left)` is the window's dot product, over its first `left` groups at
-/// most. Written out unrolled: every index must be a constant, or llvmpipe keeps the
-/// arrays in memory and reads them lane by lane.
-fn window_wgsl(bs: u32, ts: u32) -> String {
+/// Bytes of one window of the one-token row kernel.
+fn window_bytes(bs: u32, ts: u32) -> u32 {
+    if bs == 32 {
+        WIN_BLOCKS * ts
+    } else {
+        ts
+    }
+}
+
+/// What the one-token row kernel for a `cols`-column matrix of `ty` is specialised on: the
+/// alignment (16, 8, 4 or 2 bytes) every window of every row has within a 16-byte word.
+/// A window starts at `row * row_bytes + k * window_bytes` from the binding's start (which
+/// WebGPU aligns to 256), so that is gcd(row bytes, window bytes, 16). The more aligned,
+/// the fewer loads and selects per window (Q4_K: 11 loads and 78 selects become 9 loads).
+/// 0 where the kernel has no windows (a batch, or a type read word by word).
+pub fn rows_align(ty: &str, cols: u32, single: bool) -> u32 {
+    match windowed(ty).filter(|_| single) {
+        Some((bs, ts)) => {
+            let gcd = |mut a: u32, mut b: u32| {
+                while b != 0 {
+                    (a, b) = (b, a % b);
+                }
+                a
+            };
+            gcd(gcd((cols / bs) * ts, window_bytes(bs, ts)), 16)
+        }
+        None => 0,
+    }
+}
+
+/// WGSL of the windowed reads of the one-token row kernel: `window(b)` returns `NW` words
+/// from byte `b` of the weights (`align`-byte aligned, see [`rows_align`]) through 16-byte
+/// loads; a window is `WBYTES` bytes of a row, `WX` groups of 32 columns (four 32-element
+/// blocks, or one K block); `xwin(c, lane)` loads their activations and `wdot(A, xs,
+/// left)` is the window's dot product, over its first `left` groups at most. Written out
+/// unrolled: every index must be a constant, or llvmpipe keeps the arrays in memory and
+/// reads them lane by lane.
+fn window_wgsl(bs: u32, ts: u32, align: u32) -> String {
     use std::fmt::Write;
     let nb = ts.div_ceil(4);
-    let (groups, bytes, blocks) = if bs == 32 {
-        (WIN_BLOCKS, WIN_BLOCKS * ts, WIN_BLOCKS)
+    let bytes = window_bytes(bs, ts);
+    let (groups, blocks) = if bs == 32 {
+        (WIN_BLOCKS, WIN_BLOCKS)
     } else {
-        (bs / 32, ts, 1)
+        (bs / 32, 1)
     };
-    // Block j starts at byte j*ts: word (j*ts)/4, one more word when it is 2 mod 4.
+    // Words of the window proper; block j's decoder indexes words (j*ts)/4 .. + nb, one
+    // more when it starts 2 bytes into a word. Words past the window are only the
+    // overhang of a block's last word, whose bits no decoder uses: they are 0.
+    let nwin = bytes.div_ceil(4);
     let nw = (0..blocks)
-        .map(|j| (j * ts) / 4 + nb + 1)
+        .map(|j| (j * ts) / 4 + nb + u32::from(!(j * ts).is_multiple_of(4)))
         .max()
-        .unwrap_or(0);
-    // The window may start at any 2-aligned byte of a 16-byte word (up to 14 bytes in).
-    let nv = (nw + 4).div_ceil(4);
+        .unwrap_or(0)
+        .max(nwin);
+    // Word k of the window is loaded word o + k, shifted 2 bytes when `b` is 2 mod 4
+    // (o = (b / 4) % 4): how far o and the shift can go depends on the alignment.
+    let align = align.clamp(2, 16);
+    let max_o = (16 - align) / 4;
+    let half = align < 4;
+    let ne = nwin + max_o + u32::from(half);
+    let nv = ne.div_ceil(4);
     let mut f = String::new();
     let _ = writeln!(
         f,
@@ -224,31 +271,44 @@ fn window_wgsl(bs: u32, ts: u32) -> String {
     );
     f.push_str("fn window(b: u32) -> array<u32, NW> {\n    let v = b >> 4u;\n");
     for i in 0..nv {
-        let _ = writeln!(f, "    let a{i} = W4[v + {i}u];");
+        let _ = writeln!(f, "    let a{i} = wv4(v + {i}u);");
     }
     for i in 0..nv {
         for (c, comp) in ["x", "y", "z", "w"].iter().enumerate() {
             let _ = writeln!(f, "    let e{} = a{i}.{comp};", 4 * i + c as u32);
         }
     }
-    // Word k of the window is word o + k of the loads (o = (b / 4) % 4), shifted by two
-    // bytes when b is 2 mod 4: two select levels pick o, one the shift.
-    f.push_str(
-        "    let o1 = (b & 4u) != 0u;\n    let o2 = (b & 8u) != 0u;\n    let h = (b & 2u) != 0u;\n",
-    );
-    for j in 0..nw + 3 {
-        let _ = writeln!(f, "    let p{j} = select(e{j}, e{}, o1);", j + 1);
-    }
-    for j in 0..nw + 1 {
-        let _ = writeln!(f, "    let s{j} = select(p{j}, p{}, o2);", j + 2);
+    // Select levels: o's bit 0 (4 bytes), o's bit 1 (8 bytes), then the 2-byte shift.
+    let mut cur = "e";
+    let mut len = ne;
+    for (bit, name, step) in [(4u32, "p", 1u32), (8, "s", 2)] {
+        if align > bit {
+            continue;
+        }
+        len -= step;
+        let _ = writeln!(f, "    let c{name} = (b & {bit}u) != 0u;");
+        for j in 0..len {
+            let _ = writeln!(
+                f,
+                "    let {name}{j} = select({cur}{j}, {cur}{}, c{name});",
+                j + step
+            );
+        }
+        cur = name;
     }
     f.push_str("    return array<u32, NW>(\n");
     for k in 0..nw {
-        let _ = writeln!(
-            f,
-            "        select(s{k}, (s{k} >> 16u) | (s{} << 16u), h),",
-            k + 1
-        );
+        let word = if k >= nwin {
+            "0u".to_string()
+        } else if half {
+            format!(
+                "select({cur}{k}, ({cur}{k} >> 16u) | ({cur}{} << 16u), (b & 2u) != 0u)",
+                k + 1
+            )
+        } else {
+            format!("{cur}{k}")
+        };
+        let _ = writeln!(f, "        {word},");
     }
     f.push_str("    );\n}\n\n");
     let calls: Vec<String> = (0..groups)
@@ -318,10 +378,16 @@ pub fn matmul(ty: &str, v: &MatVariant) -> Option<String> {
     build(ty, MATMUL, v.f16)
 }
 
-/// Embedding lookup for `ty`.
-pub fn get_rows(ty: &str) -> Option<String> {
-    build(ty, GET_ROWS, false)
+/// Embedding lookup for `ty` (`texture`: weights bound as a texture, as the row kernels').
+pub fn get_rows(ty: &str, texture: bool) -> Option<String> {
+    build_with(ty, GET_ROWS, false, if texture { &["TEXW"] } else { &[] })
 }
+
+/// Texels (16 bytes each) per row of a weights texture: word `i` of the weights is
+/// component `i % 4` of texel `(i / 4) % TEXTURE_WIDTH`, row `i / 4 / TEXTURE_WIDTH`
+/// (`wgsl/weights.wgsl` hard-codes it). A 128 MiB chunk is 2048 rows, within WebGPU's
+/// default 8192.
+pub const TEXTURE_WIDTH: u32 = 4096;
 
 /// Workgroups for [`matvec`]: 8 rows per workgroup over x/y, 8 tokens per z slice.
 pub fn matvec_groups(rows: u32, n_tokens: u32) -> (u32, u32, u32) {
@@ -363,16 +429,29 @@ mod tests {
                 let stray = |s: &str| s.lines().any(|l| l.trim_start().starts_with('#'));
                 assert!(!stray(&mv) && !stray(&mm), "{ty}: preprocessor left-overs");
             }
-            assert!(get_rows(ty).unwrap().contains("fn dq8"));
+            assert!(get_rows(ty, false).unwrap().contains("fn dq8"));
         }
         assert!(matvec("Q8_1", &MatVariant::default()).is_none());
-        assert!(matvec_rows_sg("F16", true).is_none());
-        assert!(matvec_rows_sg("Q4_K", false)
+        assert!(matvec_rows_sg("F16", true, 0, false).is_none());
+        assert!(matvec_rows_sg("Q4_K", false, 0, false)
             .unwrap()
             .contains("subgroupBroadcast"));
-        assert!(!matvec_rows("Q4_K", false)
+        assert!(!matvec_rows("Q4_K", false, 0, false)
             .unwrap()
             .contains("subgroupBroadcast"));
+        for ty in QUANT_TYPES {
+            for single in [false, true] {
+                let t = matvec_rows(ty, single, 2, true).unwrap();
+                assert!(t.contains("texture_2d<u32>") && !t.contains("var<storage, read> W"));
+            }
+            assert!(get_rows(ty, true).unwrap().contains("texture_2d<u32>"));
+        }
+        // weights.wgsl's texel addressing is TEXTURE_WIDTH wide.
+        assert!(WEIGHTS.contains(&format!(
+            "i & {}u, i >> {}u",
+            TEXTURE_WIDTH - 1,
+            TEXTURE_WIDTH.trailing_zeros()
+        )));
     }
 
     #[test]

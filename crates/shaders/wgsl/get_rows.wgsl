@@ -8,7 +8,6 @@ struct RowsParams {
     scale: f32, out_offset: u32, _p0: u32, _p1: u32,
 }
 
-@group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> O: array<f32>;
 @group(0) @binding(3) var<uniform> P: RowsParams;

@@ -13,7 +13,6 @@ struct MatParams {
     x_stride: u32, y_offset: u32, y_stride: u32, accumulate: u32,
 }
 
-@group(0) @binding(0) var<storage, read> W: array<u32>;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> Y: array<f32>;
 @group(0) @binding(3) var<uniform> P: MatParams;

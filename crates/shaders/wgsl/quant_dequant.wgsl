@@ -1,7 +1,7 @@
 // Shared dequantization for the quantized matvec / matmul / get_rows kernels.
 //
-// The weights binding `W` holds raw GGUF bytes (whole rows, GGUF block layout unchanged)
-// as array<u32>. Blocks of 18, 22, 34, 110 ... bytes leave rows and fields only 2-byte
+// The weights (binding 0, read through `wd` of weights.wgsl) are raw GGUF bytes (whole
+// rows, GGUF block layout unchanged). Blocks of 18, 22, 34, 110 ... bytes leave rows and fields only 2-byte
 // aligned, so fields are read as words and shifted (`ld4`, `ld8`); f16 scales go through
 // unpack2x16float, which needs no shader-f16.
 //
@@ -21,29 +21,29 @@ struct W8 { a: vec4<f32>, b: vec4<f32> }
 fn ld4(b: u32) -> u32 {
     let i = b >> 2u;
     let s = (b & 3u) * 8u;
-    if (s == 0u) { return W[i]; }
-    return (W[i] >> s) | (W[i + 1u] << (32u - s));
+    if (s == 0u) { return wd(i); }
+    return (wd(i) >> s) | (wd(i + 1u) << (32u - s));
 }
 
 // Eight bytes starting at byte `b`.
 fn ld8(b: u32) -> vec2<u32> {
     let i = b >> 2u;
     let s = (b & 3u) * 8u;
-    let w0 = W[i];
-    let w1 = W[i + 1u];
+    let w0 = wd(i);
+    let w1 = wd(i + 1u);
     if (s == 0u) { return vec2<u32>(w0, w1); }
-    let w2 = W[i + 2u];
+    let w2 = wd(i + 2u);
     return vec2<u32>((w0 >> s) | (w1 << (32u - s)), (w1 >> s) | (w2 << (32u - s)));
 }
 
 // One byte.
 fn ld1(b: u32) -> u32 {
-    return (W[b >> 2u] >> ((b & 3u) * 8u)) & 0xffu;
+    return (wd(b >> 2u) >> ((b & 3u) * 8u)) & 0xffu;
 }
 
 // The f16 at (2-byte aligned) byte `b`, as f32.
 fn ldh(b: u32) -> f32 {
-    return unpack2x16float(W[b >> 2u])[(b >> 1u) & 1u];
+    return unpack2x16float(wd(b >> 2u))[(b >> 1u) & 1u];
 }
 
 // Field `(byte >> sh) & mask` of each of the four bytes of `w`.
@@ -63,17 +63,28 @@ fn sbytes(w: u32) -> vec4<f32> {
 
 fn uf(v: vec4<u32>) -> vec4<f32> { return vec4<f32>(v); }
 
+// The four bytes of `w` as unsigned values.
+fn ubytes(w: u32) -> vec4<f32> {
+    return vec4<f32>(vec4<u32>(w & 0xffu, (w >> 8u) & 0xffu, (w >> 16u) & 0xffu, w >> 24u));
+}
+
+// Bits 0..4 of `t` moved to bit 0 of bytes 0..4 (the four partial products of the
+// multiply land 7 bits apart, so they never carry into each other).
+fn spread4(t: u32) -> u32 {
+    return ((t & 15u) * 0x00204081u) & 0x01010101u;
+}
+
 // 32 bytes starting at byte `b` (any alignment) as eight words: nine loads at most.
 fn ld32(b: u32) -> array<u32, 8> {
     let i = b >> 2u;
     let s = (b & 3u) * 8u;
     var r: array<u32, 8>;
     if (s == 0u) {
-        for (var k = 0u; k < 8u; k++) { r[k] = W[i + k]; }
+        for (var k = 0u; k < 8u; k++) { r[k] = wd(i + k); }
     } else {
-        var p = W[i];
+        var p = wd(i);
         for (var k = 0u; k < 8u; k++) {
-            let n = W[i + k + 1u];
+            let n = wd(i + k + 1u);
             r[k] = (p >> s) | (n << (32u - s));
             p = n;
         }
@@ -100,11 +111,11 @@ fn blk(b: u32) -> array<u32, NB> {
     let i = b >> 2u;
     var r: array<u32, NB>;
     if ((b & 2u) == 0u) {
-        for (var k = 0u; k < NB; k++) { r[k] = W[i + k]; }
+        for (var k = 0u; k < NB; k++) { r[k] = wd(i + k); }
     } else {
-        var p = W[i];
+        var p = wd(i);
         for (var k = 0u; k < NB; k++) {
-            let n = W[i + k + 1u];
+            let n = wd(i + k + 1u);
             r[k] = (p >> 16u) | (n << 16u);
             p = n;
         }
@@ -196,7 +207,7 @@ fn dq8(rb: u32, g: u32, cols: u32) -> W8 {
     let i = (rb >> 2u) + c;
     var v = array<f32, 8>();
     for (var k = 0u; k < 8u; k++) {
-        if (c + k < cols) { v[k] = bitcast<f32>(W[i + k]); }
+        if (c + k < cols) { v[k] = bitcast<f32>(wd(i + k)); }
     }
     return W8(vec4<f32>(v[0], v[1], v[2], v[3]), vec4<f32>(v[4], v[5], v[6], v[7]));
 }
@@ -298,11 +309,14 @@ fn dq32b(q: array<u32, NB>) -> array<vec4<f32>, 8> {
     let qh = odd(q, 0u);
     var r: array<vec4<f32>, 8>;
     for (var k = 0u; k < 4u; k++) {
+        // Four 5-bit values assembled in the bytes of one word, then split: far fewer
+        // operations than assembling each lane of a vec4 (this decoder bounds Q5_0's
+        // decode speed on CPU devices).
         let w = odd(q, k + 1u);
-        let lo = fld(w, 0u, 15u) | (bits4(qh, 4u * k) << vec4<u32>(4u));
-        let hi = fld(w, 4u, 15u) | (bits4(qh, 16u + 4u * k) << vec4<u32>(4u));
-        r[k] = d * (uf(lo) - 16.0);
-        r[k + 4u] = d * (uf(hi) - 16.0);
+        let lo = (w & 0x0f0f0f0fu) | (spread4(qh >> (4u * k)) << 4u);
+        let hi = ((w >> 4u) & 0x0f0f0f0fu) | (spread4(qh >> (16u + 4u * k)) << 4u);
+        r[k] = fma(ubytes(lo), vec4<f32>(d), vec4<f32>(-16.0 * d));
+        r[k + 4u] = fma(ubytes(hi), vec4<f32>(d), vec4<f32>(-16.0 * d));
     }
     return r;
 }

@@ -5,6 +5,7 @@
 //! bytes are recomputed and written only when they changed, so a decode step writes a
 //! handful of 32-byte uniforms (positions) and nothing else.
 
+use super::model::WeightStore;
 use crate::gpu::{GpuContext, Kernel};
 use std::sync::Arc;
 
@@ -71,6 +72,35 @@ impl Graph {
         after: &[&wgpu::Buffer],
         groups: impl Fn(StepArgs) -> (u32, u32, u32) + Send + Sync + 'static,
     ) {
+        let before = before.iter().map(|b| b.as_entire_binding()).collect();
+        self.push_resources(ctx, kernel, before, params, after, groups)
+    }
+
+    /// [`Graph::push`] for a kernel over a weight chunk: `weights` at binding 0 (a buffer
+    /// or a texture), then `buffers`, then the params.
+    pub fn push_weights(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: &Arc<Kernel>,
+        weights: &WeightStore,
+        buffers: &[&wgpu::Buffer],
+        params: Params,
+        groups: impl Fn(StepArgs) -> (u32, u32, u32) + Send + Sync + 'static,
+    ) {
+        let mut before = vec![weights.binding()];
+        before.extend(buffers.iter().map(|b| b.as_entire_binding()));
+        self.push_resources(ctx, kernel, before, params, &[], groups)
+    }
+
+    fn push_resources(
+        &mut self,
+        ctx: &GpuContext,
+        kernel: &Arc<Kernel>,
+        before: Vec<wgpu::BindingResource<'_>>,
+        params: Params,
+        after: &[&wgpu::Buffer],
+        groups: impl Fn(StepArgs) -> (u32, u32, u32) + Send + Sync + 'static,
+    ) {
         let slot = match params {
             Params::Shared(key, make) => match self.keys.iter().position(|k| *k == key) {
                 Some(i) => i,
@@ -94,10 +124,10 @@ impl Graph {
                 self.slots.len() - 1
             }
         };
-        let mut all: Vec<&wgpu::Buffer> = before.to_vec();
-        all.push(&self.slots[slot].buffer);
-        all.extend_from_slice(after);
-        let bind = ctx.bind(kernel, &all);
+        let mut all = before;
+        all.push(self.slots[slot].buffer.as_entire_binding());
+        all.extend(after.iter().map(|b| b.as_entire_binding()));
+        let bind = ctx.bind_resources(kernel, all);
         self.steps.push(Step {
             kernel: Arc::clone(kernel),
             bind,

@@ -73,11 +73,12 @@ impl Kernels {
 
     /// The kernel computing `y (+)= W x` for weights of type `ty`, and its workgroup
     /// counts: the decode mat-vec for one token, the prefill kernel for a batch, in the
-    /// device's layout.
+    /// device's layout (the row kernels are specialised on the column count's alignment).
     pub fn for_weights(
         &self,
         ctx: &GpuContext,
         ty: GgmlType,
+        cols: u64,
         batched: bool,
     ) -> Result<(Arc<Kernel>, MatGroups), Error> {
         use wisp_shaders::quant as q;
@@ -88,21 +89,29 @@ impl Kernels {
             (MatLayout::Coalesced, true) => Ok((self.matmul(ctx, ty)?, q::matmul_groups)),
             (MatLayout::RowPerInvocation, single) => {
                 let single = !single;
+                let align = q::rows_align(ty.name(), cols as u32, single);
                 // Subgroup variants where the device runs subgroups of 8 or more lanes
                 // (`DeviceOptions::no_subgroups` turns them off).
+                let tex = ctx.caps.weights_in_textures();
                 let sg_src = (ctx.caps.subgroup_min_size >= q::MATVEC_ROWS_SG_MIN)
-                    .then(|| q::matvec_rows_sg(ty.name(), single))
+                    .then(|| q::matvec_rows_sg(ty.name(), single, align, tex))
                     .flatten();
                 let sg = sg_src.is_some();
                 let src = sg_src
-                    .or_else(|| q::matvec_rows(ty.name(), single))
+                    .or_else(|| q::matvec_rows(ty.name(), single, align, tex))
                     .ok_or_else(|| Error::Unsupported(format!("no GPU mat-vec kernel for {ty}")))?;
                 let kernel = self.cache.get_or_compile(
                     ctx,
                     &format!(
-                        "matvec_rows{}{}_{ty}",
+                        "matvec_rows{}{}_{ty}{}{}",
                         if single { "1" } else { "" },
-                        if sg { "_sg" } else { "" }
+                        if sg { "_sg" } else { "" },
+                        if align > 0 {
+                            format!("_a{align}")
+                        } else {
+                            String::new()
+                        },
+                        if tex { "_tex" } else { "" }
                     ),
                     || src,
                 )?;
@@ -147,10 +156,11 @@ impl Kernels {
     }
 
     pub fn get_rows(&self, ctx: &GpuContext, ty: GgmlType) -> Result<Arc<Kernel>, Error> {
-        let src = wisp_shaders::quant::get_rows(ty.name())
+        let tex = ctx.caps.weights_in_textures();
+        let src = wisp_shaders::quant::get_rows(ty.name(), tex)
             .ok_or_else(|| Error::Unsupported(format!("no GPU embedding kernel for {ty}")))?;
-        self.cache
-            .get_or_compile(ctx, &format!("get_rows_{ty}"), || src)
+        let key = format!("get_rows_{ty}{}", if tex { "_tex" } else { "" });
+        self.cache.get_or_compile(ctx, &key, || src)
     }
 
     /// The barrier-free attention for CPU-backed devices with subgroups

@@ -13,6 +13,7 @@ use super::plan::{row_chunks, MemoryPlan};
 #[cfg(feature = "native")]
 use super::source::{ByteSource, LoadControl};
 use crate::gguf::{GgufHeader, TensorInfo};
+use crate::gpu::kernel::padded_weights_len;
 use crate::gpu::GpuContext;
 use crate::model::{ModelConfig, ModelTensors};
 use crate::quant::{dequantize, GgmlType};
@@ -22,9 +23,37 @@ use std::sync::Arc;
 
 /// One bindable piece of a weight matrix: whole rows `[row_start, row_start + rows)`.
 pub struct WeightChunk {
-    pub buffer: wgpu::Buffer,
+    pub store: WeightStore,
     pub row_start: u64,
     pub rows: u64,
+}
+
+/// Where a chunk's bytes live: a storage buffer, or on devices with
+/// `Capabilities::texture_weights` the same bytes as the texels of a texture.
+pub enum WeightStore {
+    Buffer(wgpu::Buffer),
+    Texture(wgpu::Texture, wgpu::TextureView),
+}
+
+impl WeightStore {
+    /// The chunk as binding 0 of its kernels.
+    pub fn binding(&self) -> wgpu::BindingResource<'_> {
+        match self {
+            WeightStore::Buffer(b) => b.as_entire_binding(),
+            WeightStore::Texture(_, v) => wgpu::BindingResource::TextureView(v),
+        }
+    }
+
+    /// Bytes the store occupies (a texture: whole rows of texels).
+    pub fn size(&self) -> u64 {
+        match self {
+            WeightStore::Buffer(b) => b.size(),
+            WeightStore::Texture(t, _) => {
+                let e = t.size();
+                e.width as u64 * e.height as u64 * 16
+            }
+        }
+    }
 }
 
 /// A (rows × cols) weight matrix, quantized, in row chunks.
@@ -358,14 +387,19 @@ impl ModelUpload {
     fn allocate(&self, t: &TensorInfo) -> Result<Dest, Error> {
         Ok(if t.dims.len() >= 2 && t.n_rows() > 1 {
             let rc = row_chunks(t, self.ctx.max_binding())?;
+            // With texture weights the buffers are staging, whole texture rows long.
+            let texture = self.ctx.caps.weights_in_textures();
             let chunks = rc
                 .chunks
                 .iter()
                 .map(|&(_, rows)| {
-                    (
-                        self.ctx.storage(&t.name, rows * rc.row_bytes),
-                        rows * rc.row_bytes,
-                    )
+                    let len = rows * rc.row_bytes;
+                    let size = if texture {
+                        padded_weights_len(len)
+                    } else {
+                        len
+                    };
+                    (self.ctx.storage(&t.name, size), len)
                 })
                 .collect();
             Dest::Matrix {
@@ -387,13 +421,23 @@ impl ModelUpload {
         match dest {
             Dest::Matrix { chunks, row_bytes } => {
                 self.writer.finish(&self.ctx.queue, &chunks);
+                let mut copies = self.ctx.device.create_command_encoder(&Default::default());
                 let mut row_start = 0;
                 let chunks = chunks
                     .into_iter()
                     .map(|(buffer, bytes)| {
                         let rows = bytes / row_bytes;
+                        let store = if self.ctx.caps.weights_in_textures() {
+                            // The staging buffer is dropped once the copy is submitted.
+                            let texture = self.ctx.weights_texture(&t.name, bytes);
+                            self.ctx.copy_to_weights(&mut copies, &buffer, &texture);
+                            let view = texture.create_view(&Default::default());
+                            WeightStore::Texture(texture, view)
+                        } else {
+                            WeightStore::Buffer(buffer)
+                        };
                         let c = WeightChunk {
-                            buffer,
+                            store,
                             row_start,
                             rows,
                         };
@@ -401,6 +445,9 @@ impl ModelUpload {
                         c
                     })
                     .collect();
+                if self.ctx.caps.weights_in_textures() {
+                    self.ctx.queue.submit([copies.finish()]);
+                }
                 self.matrices.insert(
                     t.name.clone(),
                     GpuMatrix {

@@ -87,6 +87,7 @@ pub use native::*;
 #[cfg(feature = "native")]
 mod native {
     use crate::engine::kernels::{mat_params, Kernels};
+    use crate::gpu::kernel::padded_weights_len;
     use crate::gpu::{GpuContext, Kernel};
     use crate::quant::GgmlType;
     use crate::Error;
@@ -364,11 +365,11 @@ mod native {
         rows: u64,
         cols: u64,
         n_tokens: u32,
-        w: wgpu::BufferBinding<'_>,
+        w: wgpu::BindingResource<'_>,
         x: &wgpu::Buffer,
         y: &wgpu::Buffer,
     ) -> Result<Dispatch, Error> {
-        let (kernel, groups_fn) = kernels.for_weights(ctx, ty, kind == MatKind::MatMul)?;
+        let (kernel, groups_fn) = kernels.for_weights(ctx, ty, cols, kind == MatKind::MatMul)?;
         let groups = groups_fn(rows as u32, n_tokens);
         let params = ctx.uniform_init(
             "params",
@@ -380,7 +381,7 @@ mod native {
             entries: &[
                 wgpu::BindGroupEntry {
                     binding: 0,
-                    resource: wgpu::BindingResource::Buffer(w),
+                    resource: w,
                 },
                 wgpu::BindGroupEntry {
                     binding: 1,
@@ -533,7 +534,38 @@ mod native {
                 let stride = bytes.div_ceil(align) * align;
                 let per_buf = (buf_size / stride).max(1);
                 let mut slots = Vec::new();
-                'fill: for b in &pool {
+                if ctx.caps.weights_in_textures() {
+                    // As many textures as the pool's bytes allow (up to 64), each filled
+                    // from one staging copy of the pool's pattern.
+                    let n = (pool_bytes / bytes).clamp(1, 64);
+                    let staging = ctx.storage("bench staging", padded_weights_len(bytes));
+                    fill(ctx, &staging, &chunk);
+                    let mut enc = ctx.device.create_command_encoder(&Default::default());
+                    let views: Vec<wgpu::TextureView> = (0..n)
+                        .map(|_| {
+                            let t = ctx.weights_texture("bench weights", bytes);
+                            ctx.copy_to_weights(&mut enc, &staging, &t);
+                            t.create_view(&Default::default())
+                        })
+                        .collect();
+                    ctx.queue.submit([enc.finish()]);
+                    for v in &views {
+                        slots.push(weight_dispatch(
+                            ctx,
+                            &kernels,
+                            kind,
+                            ty,
+                            rows,
+                            cols,
+                            n_tokens,
+                            wgpu::BindingResource::TextureView(v),
+                            &x,
+                            &y,
+                        )?);
+                    }
+                }
+                let buffers = if slots.is_empty() { &pool[..] } else { &[] };
+                'fill: for b in buffers {
                     for i in 0..per_buf {
                         if slots.len() >= 64 {
                             break 'fill;
@@ -546,11 +578,11 @@ mod native {
                             rows,
                             cols,
                             n_tokens,
-                            wgpu::BufferBinding {
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                                 buffer: b,
                                 offset: i * stride,
                                 size: wgpu::BufferSize::new(bytes),
-                            },
+                            }),
                             &x,
                             &y,
                         )?);

@@ -579,13 +579,14 @@ fn push_matmul(
     key: &str,
 ) -> Result<(), Error> {
     let ctx = &model.ctx;
-    let (kernel, groups_fn) = model.kernels.for_weights(ctx, w.ty, batched)?;
+    let (kernel, groups_fn) = model.kernels.for_weights(ctx, w.ty, w.cols, batched)?;
     for (ci, chunk) in w.chunks.iter().enumerate() {
         let (rows, cols, row_start) = (chunk.rows, w.cols, chunk.row_start as u32);
-        g.push(
+        g.push_weights(
             ctx,
             &kernel,
-            &[&chunk.buffer, x, y],
+            &chunk.store,
+            &[x, y],
             Params::Shared(
                 format!("{key}:{ci}:{rows}x{cols}:{row_start}:{accumulate}:{x_stride}:{y_stride}"),
                 Box::new(move |a: StepArgs| {
@@ -625,10 +626,11 @@ fn build_layers(
     let get_rows = k.get_rows(ctx, model.tok_embd.ty)?;
     for chunk in &model.tok_embd.chunks {
         let (rs, rn, scale) = (chunk.row_start as u32, chunk.rows as u32, cfg.embd_scale);
-        g.push(
+        g.push_weights(
             ctx,
             &get_rows,
-            &[&chunk.buffer, &b.tokens, &b.x],
+            &chunk.store,
+            &[&b.tokens, &b.x],
             Params::Shared(
                 format!("get_rows:{rs}"),
                 Box::new(move |a: StepArgs| {

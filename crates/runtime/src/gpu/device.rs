@@ -30,6 +30,9 @@ pub struct DeviceOptions {
     /// Request `timestamp-query` where the adapter has it (benchmarks only: it is opt-in
     /// so ordinary devices are created with no more than they use).
     pub timestamps: bool,
+    /// Keep weights in storage buffers even where textures read faster (tests: the
+    /// browser's path).
+    pub no_texture_weights: bool,
 }
 
 /// What the device granted.
@@ -47,6 +50,19 @@ pub struct Capabilities {
     pub limits: wgpu::Limits,
     /// How the mat-vec and prefill kernels share out a matrix (see [`MatLayout`]).
     pub mat_layout: MatLayout,
+    /// Weight matrices may live in rgba32uint textures rather than storage buffers:
+    /// native CPU-backed devices, where a texel fetch costs far fewer instructions than a
+    /// storage load (`wisp_shaders` `wgsl/weights.wgsl`). Not in the browser, whose CPU
+    /// fallback was not measured. See [`Capabilities::weights_in_textures`].
+    pub texture_weights: bool,
+}
+
+impl Capabilities {
+    /// Whether weight matrices are uploaded as textures: only the row-per-invocation
+    /// kernels read them there (a test may force the other layout).
+    pub fn weights_in_textures(&self) -> bool {
+        self.texture_weights && self.mat_layout == MatLayout::RowPerInvocation
+    }
 }
 
 /// Which family of matrix kernels suits the device.
@@ -184,6 +200,7 @@ impl GpuContext {
             let mut slot = sink.lock().unwrap_or_else(|p| p.into_inner());
             slot.get_or_insert_with(|| lost_message(&format!("{reason:?}"), &msg));
         });
+        let mat_layout = MatLayout::for_adapter(info.device_type, &info.name, &info.driver);
         let caps = Capabilities {
             adapter_name: info.name.clone(),
             backend: format!("{:?}", info.backend),
@@ -200,7 +217,10 @@ impl GpuContext {
             },
             timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             limits: device.limits(),
-            mat_layout: MatLayout::for_adapter(info.device_type, &info.name, &info.driver),
+            mat_layout,
+            texture_weights: mat_layout == MatLayout::RowPerInvocation
+                && !opts.no_texture_weights
+                && !cfg!(target_arch = "wasm32"),
         };
         Ok(GpuContext {
             device,

@@ -6,6 +6,15 @@ use crate::Error;
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+/// Bytes per row of a weights texture.
+pub const TEXTURE_ROW_BYTES: u64 = wisp_shaders::quant::TEXTURE_WIDTH as u64 * 16;
+
+/// `len` weight bytes rounded up to whole texture rows: the staging size of a texture
+/// upload.
+pub fn padded_weights_len(len: u64) -> u64 {
+    len.div_ceil(TEXTURE_ROW_BYTES).max(1) * TEXTURE_ROW_BYTES
+}
+
 /// A compute pipeline and the layout of its group-0 bindings.
 pub struct Kernel {
     pub name: String,
@@ -135,12 +144,24 @@ impl GpuContext {
 
     /// Bind `buffers` to bindings 0, 1, 2, … of `kernel`'s group 0.
     pub fn bind(&self, kernel: &Kernel, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let entries: Vec<wgpu::BindGroupEntry> = buffers
-            .iter()
+        self.bind_resources(
+            kernel,
+            buffers.iter().map(|b| b.as_entire_binding()).collect(),
+        )
+    }
+
+    /// A bind group of `resources` at bindings 0, 1, … (weights may be a texture).
+    pub fn bind_resources(
+        &self,
+        kernel: &Kernel,
+        resources: Vec<wgpu::BindingResource<'_>>,
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
+            .map(|(i, resource)| wgpu::BindGroupEntry {
                 binding: i as u32,
-                resource: b.as_entire_binding(),
+                resource,
             })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
@@ -148,6 +169,66 @@ impl GpuContext {
             layout: &kernel.layout,
             entries: &entries,
         })
+    }
+
+    /// Weights of `len` bytes as the row kernels read them from a texture
+    /// (`wisp_shaders::quant::TEXTURE_WIDTH` texels of 16 bytes per row), empty; fill it
+    /// with [`GpuContext::copy_to_weights`].
+    pub fn weights_texture(&self, label: &str, len: u64) -> wgpu::Texture {
+        let row = TEXTURE_ROW_BYTES;
+        self.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some(label),
+            size: wgpu::Extent3d {
+                width: wisp_shaders::quant::TEXTURE_WIDTH,
+                height: len.div_ceil(row).max(1) as u32,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format: wgpu::TextureFormat::Rgba32Uint,
+            usage: wgpu::TextureUsages::TEXTURE_BINDING | wgpu::TextureUsages::COPY_DST,
+            view_formats: &[],
+        })
+    }
+
+    /// Record the copy of `src` (at least as many bytes as `dst` has texels × 16) into a
+    /// weights texture.
+    pub fn copy_to_weights(
+        &self,
+        enc: &mut wgpu::CommandEncoder,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Texture,
+    ) {
+        enc.copy_buffer_to_texture(
+            wgpu::TexelCopyBufferInfo {
+                buffer: src,
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: 0,
+                    bytes_per_row: Some(TEXTURE_ROW_BYTES as u32),
+                    rows_per_image: None,
+                },
+            },
+            dst.as_image_copy(),
+            dst.size(),
+        );
+    }
+
+    /// Weights bytes into a new weights texture (tests and benchmarks; the model upload
+    /// streams through [`GpuContext::copy_to_weights`]).
+    pub fn weights_texture_init(&self, label: &str, bytes: &[u8]) -> wgpu::Texture {
+        let texture = self.weights_texture(label, bytes.len() as u64);
+        let mut padded = bytes.to_vec();
+        padded.resize(padded_weights_len(bytes.len() as u64) as usize, 0);
+        let staging = self.buffer_init(
+            label,
+            &padded,
+            wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST,
+        );
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        self.copy_to_weights(&mut enc, &staging, &texture);
+        self.queue.submit([enc.finish()]);
+        texture
     }
 
     /// Run one dispatch of `kernel` now and wait for it (tests and one-off work only:
@@ -159,7 +240,22 @@ impl GpuContext {
         buffers: &[&wgpu::Buffer],
         groups: (u32, u32, u32),
     ) -> Result<(), Error> {
-        let bind = self.bind(kernel, buffers);
+        self.run_once_with(
+            kernel,
+            buffers.iter().map(|b| b.as_entire_binding()).collect(),
+            groups,
+        )
+    }
+
+    /// [`GpuContext::run_once`] with any resources (weights may be a texture).
+    #[cfg(feature = "native")]
+    pub fn run_once_with(
+        &self,
+        kernel: &Kernel,
+        resources: Vec<wgpu::BindingResource<'_>>,
+        groups: (u32, u32, u32),
+    ) -> Result<(), Error> {
+        let bind = self.bind_resources(kernel, resources);
         let mut enc = self.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());

@@ -120,6 +120,18 @@ fn build_with(ty: &str, kernel: &str, f16: bool, more: &[&str]) -> Option<String
     out.push_str(&crate::preprocess(WEIGHTS, &defines));
     out.push_str(&crate::preprocess(kernel, &defines));
     out.push_str(&crate::preprocess(DEQUANT, &defines));
+    if defines.contains(&"TEXW") {
+        // Texel readers for the helpers a storage buffer serves word by word (a texel
+        // fetch per word would read each texel up to four times). Every caller's offset
+        // is 2-byte aligned: blocks and their fields have even sizes.
+        out.push_str(&reader_wgsl("ld32", 32, 8, 2));
+        if extra.contains(&"KSCALE") {
+            out.push_str(&reader_wgsl("rd3", 12, 3, 2));
+        }
+        if extra.contains(&"DQ32_BLOCK") {
+            out.push_str(&reader_wgsl("blk", ts, ts.div_ceil(4), 2));
+        }
+    }
     Some(out)
 }
 
@@ -257,60 +269,12 @@ fn window_wgsl(bs: u32, ts: u32, align: u32) -> String {
         .max()
         .unwrap_or(0)
         .max(nwin);
-    // Word k of the window is loaded word o + k, shifted 2 bytes when `b` is 2 mod 4
-    // (o = (b / 4) % 4): how far o and the shift can go depends on the alignment.
-    let align = align.clamp(2, 16);
-    let max_o = (16 - align) / 4;
-    let half = align < 4;
-    let ne = nwin + max_o + u32::from(half);
-    let nv = ne.div_ceil(4);
     let mut f = String::new();
     let _ = writeln!(
         f,
         "const WX: u32 = {groups}u;\nconst WBYTES: u32 = {bytes}u;\nconst NW: u32 = {nw}u;"
     );
-    f.push_str("fn window(b: u32) -> array<u32, NW> {\n    let v = b >> 4u;\n");
-    for i in 0..nv {
-        let _ = writeln!(f, "    let a{i} = wv4(v + {i}u);");
-    }
-    for i in 0..nv {
-        for (c, comp) in ["x", "y", "z", "w"].iter().enumerate() {
-            let _ = writeln!(f, "    let e{} = a{i}.{comp};", 4 * i + c as u32);
-        }
-    }
-    // Select levels: o's bit 0 (4 bytes), o's bit 1 (8 bytes), then the 2-byte shift.
-    let mut cur = "e";
-    let mut len = ne;
-    for (bit, name, step) in [(4u32, "p", 1u32), (8, "s", 2)] {
-        if align > bit {
-            continue;
-        }
-        len -= step;
-        let _ = writeln!(f, "    let c{name} = (b & {bit}u) != 0u;");
-        for j in 0..len {
-            let _ = writeln!(
-                f,
-                "    let {name}{j} = select({cur}{j}, {cur}{}, c{name});",
-                j + step
-            );
-        }
-        cur = name;
-    }
-    f.push_str("    return array<u32, NW>(\n");
-    for k in 0..nw {
-        let word = if k >= nwin {
-            "0u".to_string()
-        } else if half {
-            format!(
-                "select({cur}{k}, ({cur}{k} >> 16u) | ({cur}{} << 16u), (b & 2u) != 0u)",
-                k + 1
-            )
-        } else {
-            format!("{cur}{k}")
-        };
-        let _ = writeln!(f, "        {word},");
-    }
-    f.push_str("    );\n}\n\n");
+    f.push_str(&reader_wgsl("window", bytes, nw, align));
     let calls: Vec<String> = (0..groups)
         .map(|j| format!("xblock(c + {}u, lane)", 32 * j))
         .collect();
@@ -339,6 +303,71 @@ fn window_wgsl(bs: u32, ts: u32, align: u32) -> String {
         let _ = writeln!(f, "    if ({j}u < left) {{ s += dot8({w}, xs[{j}]); }}");
     }
     f.push_str("    return s;\n}\n");
+    f
+}
+
+/// WGSL of `fn {name}(b: u32) -> array<u32, {n_out}>`: the words of the `bytes` bytes from
+/// byte `b` of the weights (`align`-byte aligned, at least 2) through 16-byte reads
+/// (`wv4`), as few as the alignment allows, then selects that line the words up. Words
+/// past the `bytes` (up to `n_out`) are 0 or whatever follows: callers must not use them.
+fn reader_wgsl(name: &str, bytes: u32, n_out: u32, align: u32) -> String {
+    use std::fmt::Write;
+    // Word k is loaded word o + k, shifted 2 bytes when `b` is 2 mod 4 (o = (b / 4) % 4):
+    // how far o and the shift can go depends on the alignment.
+    let align = align.clamp(2, 16);
+    let nwin = bytes.div_ceil(4);
+    let max_o = (16 - align) / 4;
+    let half = align < 4;
+    let ne = nwin + max_o + u32::from(half);
+    let nv = (16 - align + bytes).div_ceil(16);
+    let mut f = String::new();
+    let _ = writeln!(
+        f,
+        "fn {name}(b: u32) -> array<u32, {n_out}> {{\n    let v = b >> 4u;"
+    );
+    for i in 0..nv {
+        let _ = writeln!(f, "    let a{i} = wv4(v + {i}u);");
+    }
+    for i in 0..ne {
+        if i < 4 * nv {
+            let _ = writeln!(f, "    let e{i} = a{}.{};", i / 4, ["x", "y", "z", "w"][i as usize % 4]);
+        } else {
+            let _ = writeln!(f, "    let e{i} = 0u;");
+        }
+    }
+    // Select levels: o's bit 0 (4 bytes), o's bit 1 (8 bytes), then the 2-byte shift.
+    let mut cur = "e";
+    let mut len = ne;
+    for (bit, level, step) in [(4u32, "p", 1u32), (8, "s", 2)] {
+        if align > bit {
+            continue;
+        }
+        len -= step;
+        let _ = writeln!(f, "    let c{level} = (b & {bit}u) != 0u;");
+        for j in 0..len {
+            let _ = writeln!(
+                f,
+                "    let {level}{j} = select({cur}{j}, {cur}{}, c{level});",
+                j + step
+            );
+        }
+        cur = level;
+    }
+    let _ = writeln!(f, "    return array<u32, {n_out}>(");
+    for k in 0..n_out {
+        let word = if k >= nwin {
+            "0u".to_string()
+        } else if half {
+            format!(
+                "select({cur}{k}, ({cur}{k} >> 16u) | ({cur}{} << 16u), (b & 2u) != 0u)",
+                k + 1
+            )
+        } else {
+            format!("{cur}{k}")
+        };
+        let _ = writeln!(f, "        {word},");
+    }
+    f.push_str("    );\n}\n\n");
     f
 }
 

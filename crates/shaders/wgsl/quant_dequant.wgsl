@@ -74,6 +74,7 @@ fn spread4(t: u32) -> u32 {
     return ((t & 15u) * 0x00204081u) & 0x01010101u;
 }
 
+#if !TEXW
 // 32 bytes starting at byte `b` (any alignment) as eight words: nine loads at most.
 fn ld32(b: u32) -> array<u32, 8> {
     let i = b >> 2u;
@@ -91,6 +92,7 @@ fn ld32(b: u32) -> array<u32, 8> {
     }
     return r;
 }
+#endif
 
 #if WIN
 // Words i .. i+8 of a window.
@@ -107,6 +109,7 @@ fn a8(A: array<u32, NW>, i: u32) -> array<u32, 8> {
 // per word, plus one when the block is not 4-byte aligned); the decode mat-vec for
 // CPU-backed devices reads several blocks at once through 16-byte loads
 // (matvec_rows.wgsl, WIN).
+#if !TEXW
 fn blk(b: u32) -> array<u32, NB> {
     let i = b >> 2u;
     var r: array<u32, NB>;
@@ -122,6 +125,7 @@ fn blk(b: u32) -> array<u32, NB> {
     }
     return r;
 }
+#endif
 
 // The word at byte 4k + 2 of a block's words.
 fn odd(q: array<u32, NB>, k: u32) -> u32 {
@@ -183,6 +187,12 @@ fn lv4(q: vec4<u32>) -> vec4<f32> {
 
 #if KSCALE
 // Scale and min of sub-block j (0..8) from the 12 packed bytes at `s` (Q4_K, Q5_K).
+#if TEXW
+fn kscale(s: u32, j: u32) -> vec2<f32> {
+    let w = rd3(s);
+    return kscale3(vec3<u32>(w[0], w[1], w[2]), j);
+}
+#else
 fn kscale(s: u32, j: u32) -> vec2<f32> {
     if (j < 4u) { return vec2<f32>(f32(ld1(s + j) & 63u), f32(ld1(s + 4u + j) & 63u)); }
     let k = j - 4u;
@@ -190,6 +200,7 @@ fn kscale(s: u32, j: u32) -> vec2<f32> {
     return vec2<f32>(f32((x & 15u) | ((ld1(s + k) >> 2u) & 0x30u)),
                      f32((x >> 4u) | ((ld1(s + 4u + k) >> 2u) & 0x30u)));
 }
+#endif
 
 // The same from the 12 bytes as three words.
 fn kscale3(w: vec3<u32>, j: u32) -> vec2<f32> {

@@ -45,7 +45,10 @@ fn devices() -> Vec<Dev> {
     .into_iter()
     .map(|(opts, name)| {
         let ctx = GpuContext::new_blocking(&opts).expect("a device (install mesa-vulkan-drivers)");
-        let v = OpsVariant { f16: ctx.caps.f16 };
+        let v = OpsVariant {
+            f16: ctx.caps.f16,
+            small_groups: false,
+        };
         eprintln!(
             "device {name}: {} f16={}",
             ctx.caps.adapter_name, ctx.caps.f16
@@ -131,70 +134,77 @@ fn check(got: &[f32], want: &[f32], atol: f32, rtol: f32, what: &str) -> f32 {
 fn rms_norm_rows_and_in_place() {
     let mut rng = Rng(1);
     for d in devices() {
-        let k = d.kernel("rms_norm", ops::rms_norm(&d.v));
-        let ki = d.kernel("rms_norm_inplace", ops::rms_norm_inplace(&d.v));
-        // (n, rows, x_offset, extra x stride, out_offset, extra out stride)
-        for &(n, rows, xo, xs, oo, os) in &[
-            (1u32, 1u32, 0u32, 0u32, 0u32, 0u32),
-            (7, 3, 0, 0, 0, 0),
-            (2560, 5, 3, 5, 1, 2),
-            (4097, 2, 0, 0, 0, 0),
-        ] {
-            let (x_stride, out_stride) = (n + xs, n + os);
-            let x = rng.vec((xo + rows * x_stride) as usize, 3.0);
-            let w = rng.vec(n as usize, 1.0);
-            let p = ops::RmsNormParams {
-                n,
-                n_rows: rows,
-                eps: 1e-6,
-                x_offset: xo,
-                out_offset: oo,
-                x_stride,
-                out_stride,
+        // Both workgroup sizes: 256 (GPUs) and 8 (CPU-backed devices).
+        for small in [false, true] {
+            let v = OpsVariant {
+                small_groups: small,
+                ..d.v
             };
-            let (xb, wb) = (d.buf(&x), d.buf(&w));
-            let ob = d.ctx.storage("out", ((oo + rows * out_stride) * 4) as u64);
-            d.run(
-                &k,
-                &[&xb, &wb, &ob, &d.uniform(&p.bytes())],
-                ops::rms_norm_groups(rows),
-            );
-            let out = d.read(&ob);
-            for r in 0..rows {
-                let mut want = x[(xo + r * x_stride) as usize..][..n as usize].to_vec();
-                math::rms_norm(&mut want, &w, 1e-6);
-                let got = &out[(oo + r * out_stride) as usize..][..n as usize];
+            let k = d.kernel("rms_norm", ops::rms_norm(&v));
+            let ki = d.kernel("rms_norm_inplace", ops::rms_norm_inplace(&v));
+            // (n, rows, x_offset, extra x stride, out_offset, extra out stride)
+            for &(n, rows, xo, xs, oo, os) in &[
+                (1u32, 1u32, 0u32, 0u32, 0u32, 0u32),
+                (7, 3, 0, 0, 0, 0),
+                (2560, 5, 3, 5, 1, 2),
+                (4097, 2, 0, 0, 0, 0),
+            ] {
+                let (x_stride, out_stride) = (n + xs, n + os);
+                let x = rng.vec((xo + rows * x_stride) as usize, 3.0);
+                let w = rng.vec(n as usize, 1.0);
+                let p = ops::RmsNormParams {
+                    n,
+                    n_rows: rows,
+                    eps: 1e-6,
+                    x_offset: xo,
+                    out_offset: oo,
+                    x_stride,
+                    out_stride,
+                };
+                let (xb, wb) = (d.buf(&x), d.buf(&w));
+                let ob = d.ctx.storage("out", ((oo + rows * out_stride) * 4) as u64);
+                d.run(
+                    &k,
+                    &[&xb, &wb, &ob, &d.uniform(&p.bytes())],
+                    ops::rms_norm_groups(rows),
+                );
+                let out = d.read(&ob);
+                for r in 0..rows {
+                    let mut want = x[(xo + r * x_stride) as usize..][..n as usize].to_vec();
+                    math::rms_norm(&mut want, &w, 1e-6);
+                    let got = &out[(oo + r * out_stride) as usize..][..n as usize];
+                    check(
+                        got,
+                        &want,
+                        1e-6,
+                        1e-5,
+                        &format!("{} rms_norm n={n} row {r}", d.name),
+                    );
+                }
+            }
+            // Per-head norms: rows = tokens × heads, n = head_dim.
+            for &(n, rows) in &[(64u32, 37 * 3), (256, 5)] {
+                let x = rng.vec((n * rows) as usize, 2.0);
+                let w = rng.vec(n as usize, 1.0);
+                let xb = d.buf(&x);
+                let p = ops::RmsNormParams::rows(n, rows, 1e-5);
+                d.run(
+                    &ki,
+                    &[&xb, &d.buf(&w), &d.uniform(&p.bytes())],
+                    ops::rms_norm_groups(rows),
+                );
+                let mut want = x.clone();
+                for row in want.chunks_mut(n as usize) {
+                    math::rms_norm(row, &w, 1e-5);
+                }
                 check(
-                    got,
+                    &d.read(&xb),
                     &want,
                     1e-6,
                     1e-5,
-                    &format!("{} rms_norm n={n} row {r}", d.name),
+                    &format!("{} rms_norm_inplace n={n}", d.name),
                 );
             }
-        }
-        // Per-head norms: rows = tokens × heads, n = head_dim.
-        for &(n, rows) in &[(64u32, 37 * 3), (256, 5)] {
-            let x = rng.vec((n * rows) as usize, 2.0);
-            let w = rng.vec(n as usize, 1.0);
-            let xb = d.buf(&x);
-            let p = ops::RmsNormParams::rows(n, rows, 1e-5);
-            d.run(
-                &ki,
-                &[&xb, &d.buf(&w), &d.uniform(&p.bytes())],
-                ops::rms_norm_groups(rows),
-            );
-            let mut want = x.clone();
-            for row in want.chunks_mut(n as usize) {
-                math::rms_norm(row, &w, 1e-5);
-            }
-            check(
-                &d.read(&xb),
-                &want,
-                1e-6,
-                1e-5,
-                &format!("{} rms_norm_inplace n={n}", d.name),
-            );
         }
     }
 }
@@ -747,36 +757,43 @@ fn planted_logits(rng: &mut Rng, n: usize) -> Vec<f32> {
 fn argmax_first_max_over_262144() {
     let mut rng = Rng(6);
     for d in devices() {
-        let k1 = d.kernel("argmax", ops::argmax(&d.v));
-        let k2 = d.kernel("argmax_reduce", ops::argmax_reduce(&d.v));
-        let mut cases: Vec<(Vec<f32>, u32)> = vec![
-            (planted_logits(&mut rng, 262_144), 0),
-            (vec![0.5], 0),
-            (rng.vec(4097, 1.0), 3),
-            (vec![-1.0; 5000], 0),
-        ];
-        let mut last_max = rng.vec(10_000, 1.0);
-        last_max[9_999] = 2.0;
-        cases.push((last_max, 0));
-        // Again, timed without the lazy pipeline JIT of the first dispatch.
-        cases.push((planted_logits(&mut rng, 262_144), 0));
-        for (logits, off) in cases {
-            let n = logits.len() as u32;
-            let mut buf = vec![7.0f32; off as usize];
-            buf.extend(&logits);
-            let out = d.words(&vec![0; ops::argmax_out_words(n) as usize]);
-            let p = d.uniform(&ops::SampleParams::argmax(n, off).bytes());
-            let t = std::time::Instant::now();
-            d.run(&k1, &[&d.buf(&buf), &out, &p], ops::argmax_groups(n));
-            d.run(&k2, &[&out, &p], ops::argmax_reduce_groups());
-            let got = d.read_u32(&out)[0];
-            assert_eq!(got, sampling::argmax(&logits), "{} argmax n={n}", d.name);
-            if n == 262_144 {
-                eprintln!(
-                    "{}: argmax 262144 in {:?} (two dispatches, with waits)",
-                    d.name,
-                    t.elapsed()
-                );
+        // Both workgroup sizes: 256 (GPUs) and 8 (CPU-backed devices).
+        for small in [false, true] {
+            let v = OpsVariant {
+                small_groups: small,
+                ..d.v
+            };
+            let k1 = d.kernel("argmax", ops::argmax(&v));
+            let k2 = d.kernel("argmax_reduce", ops::argmax_reduce(&v));
+            let mut cases: Vec<(Vec<f32>, u32)> = vec![
+                (planted_logits(&mut rng, 262_144), 0),
+                (vec![0.5], 0),
+                (rng.vec(4097, 1.0), 3),
+                (vec![-1.0; 5000], 0),
+            ];
+            let mut last_max = rng.vec(10_000, 1.0);
+            last_max[9_999] = 2.0;
+            cases.push((last_max, 0));
+            // Again, timed without the lazy pipeline JIT of the first dispatch.
+            cases.push((planted_logits(&mut rng, 262_144), 0));
+            for (logits, off) in cases {
+                let n = logits.len() as u32;
+                let mut buf = vec![7.0f32; off as usize];
+                buf.extend(&logits);
+                let out = d.words(&vec![0; ops::argmax_out_words(n) as usize]);
+                let p = d.uniform(&ops::SampleParams::argmax(n, off).bytes());
+                let t = std::time::Instant::now();
+                d.run(&k1, &[&d.buf(&buf), &out, &p], ops::argmax_groups(n));
+                d.run(&k2, &[&out, &p], ops::argmax_reduce_groups());
+                let got = d.read_u32(&out)[0];
+                assert_eq!(got, sampling::argmax(&logits), "{} argmax n={n}", d.name);
+                if n == 262_144 {
+                    eprintln!(
+                        "{}: argmax 262144 in {:?} (two dispatches, with waits)",
+                        d.name,
+                        t.elapsed()
+                    );
+                }
             }
         }
     }

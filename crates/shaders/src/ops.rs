@@ -34,6 +34,11 @@ const TOPK: &str = include_str!("../wgsl/topk.wgsl");
 pub struct OpsVariant {
     /// `shader-f16` granted: read the KV cache as `f16`.
     pub f16: bool,
+    /// CPU-backed device (lavapipe, SwiftShader): the reductions (RMSNorm, argmax) run
+    /// 8-invocation workgroups, one SIMD vector of a CPU core, where a barrier of a
+    /// 256-invocation workgroup switches 32 coroutines per level. Measured on lavapipe:
+    /// see `wgsl/norm.wgsl`.
+    pub small_groups: bool,
 }
 
 /// Largest workgroup count per dimension under WebGPU default limits.
@@ -74,14 +79,23 @@ fn words(w: &[u32]) -> Vec<u8> {
 
 /// RMSNorm of rows: bindings 0 `x` (read), 1 `weight` (read, `n` values), 2 `out`
 /// (read_write), 3 params ([`RmsNormParams`]). One workgroup per row.
-pub fn rms_norm(_v: &OpsVariant) -> String {
-    build_f32(NORM, &[])
+pub fn rms_norm(v: &OpsVariant) -> String {
+    build_f32(NORM, &small(v, &[]))
+}
+
+/// `defines` plus SMALL_WG for [`OpsVariant::small_groups`].
+fn small<'a>(v: &OpsVariant, defines: &[&'a str]) -> Vec<&'a str> {
+    let mut d = defines.to_vec();
+    if v.small_groups {
+        d.push("SMALL_WG");
+    }
+    d
 }
 
 /// RMSNorm in place (per-head Q/K norms): bindings 0 `x` (read_write), 1 `weight`
 /// (read), 2 params ([`RmsNormParams`]; `out_offset` and `out_stride` are ignored).
-pub fn rms_norm_inplace(_v: &OpsVariant) -> String {
-    build_f32(NORM, &["INPLACE"])
+pub fn rms_norm_inplace(v: &OpsVariant) -> String {
+    build_f32(NORM, &small(v, &["INPLACE"]))
 }
 
 pub fn rms_norm_groups(n_rows: u32) -> (u32, u32, u32) {
@@ -534,14 +548,14 @@ pub const ARGMAX_CHUNK: u32 = 4096;
 
 /// Argmax, first pass: bindings 0 `logits` (read), 1 `out` (read_write `array<u32>`,
 /// [`argmax_out_words`]), 2 params ([`SampleParams`]: `n`, `logits_offset`).
-pub fn argmax(_v: &OpsVariant) -> String {
-    build_f32(ARGMAX, &[])
+pub fn argmax(v: &OpsVariant) -> String {
+    build_f32(ARGMAX, &small(v, &[]))
 }
 
 /// Argmax, second pass (one workgroup): bindings 0 `out` (read_write), 1 params (the same
 /// bytes). Afterwards `out[0]` is the index (relative to `logits_offset`).
-pub fn argmax_reduce(_v: &OpsVariant) -> String {
-    build_f32(ARGMAX, &["REDUCE"])
+pub fn argmax_reduce(v: &OpsVariant) -> String {
+    build_f32(ARGMAX, &small(v, &["REDUCE"]))
 }
 
 pub fn argmax_groups(n: u32) -> (u32, u32, u32) {
@@ -659,9 +673,15 @@ mod tests {
 
     #[test]
     fn f16_variant_enables_f16() {
-        let s = kv_store(&OpsVariant { f16: true });
+        let s = kv_store(&OpsVariant {
+            f16: true,
+            small_groups: false,
+        });
         assert!(s.starts_with("enable f16;") && s.contains("cache: array<vec2<f16>>"));
-        let s = kv_store(&OpsVariant { f16: false });
+        let s = kv_store(&OpsVariant {
+            f16: false,
+            small_groups: false,
+        });
         assert!(!s.contains("enable f16") && s.contains("cache: array<u32>"));
     }
 }

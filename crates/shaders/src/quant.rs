@@ -330,7 +330,12 @@ fn reader_wgsl(name: &str, bytes: u32, n_out: u32, align: u32) -> String {
     }
     for i in 0..ne {
         if i < 4 * nv {
-            let _ = writeln!(f, "    let e{i} = a{}.{};", i / 4, ["x", "y", "z", "w"][i as usize % 4]);
+            let _ = writeln!(
+                f,
+                "    let e{i} = a{}.{};",
+                i / 4,
+                ["x", "y", "z", "w"][i as usize % 4]
+            );
         } else {
             let _ = writeln!(f, "    let e{i} = 0u;");
         }

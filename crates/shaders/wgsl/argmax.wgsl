@@ -15,7 +15,11 @@ struct Params {
     _pad1: u32,
 }
 
+#if SMALL_WG
+const WG: u32 = 8u;
+#else
 const WG: u32 = 256u;
+#endif
 const CHUNK: u32 = 4096u;
 const NONE: u32 = 0xffffffffu;
 
@@ -40,7 +44,7 @@ fn ahead(va: f32, ia: u32, vb: f32, ib: u32) -> bool {
     return ib == NONE || va > vb || (va == vb && ia < ib);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
     var v = 0.0;
     var i = NONE;

@@ -27,10 +27,14 @@ struct Params {
 @group(0) @binding(3) var<uniform> p: Params;
 #endif
 
+#if SMALL_WG
+const WG: u32 = 8u;
+#else
 const WG: u32 = 256u;
+#endif
 var<workgroup> partial: array<f32, WG>;
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
         @builtin(local_invocation_index) lid: u32) {
     let row = wid.x + wid.y * nwg.x;

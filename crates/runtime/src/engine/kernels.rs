@@ -126,7 +126,10 @@ impl Kernels {
     }
 
     fn ops(&self) -> OpsVariant {
-        OpsVariant { f16: self.f16 }
+        OpsVariant {
+            f16: self.f16,
+            small_groups: self.layout == MatLayout::RowPerInvocation,
+        }
     }
 
     fn mat(&self) -> MatVariant {

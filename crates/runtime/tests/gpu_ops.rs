@@ -843,3 +843,171 @@ fn top_k_sorted_with_ties_over_262144() {
         }
     }
 }
+
+/// The fused norms: a post-norm with its residual add, and the Q and K head norms in one
+/// dispatch, against the CPU oracle's RMSNorm; both workgroup sizes.
+#[test]
+fn fused_norms_match_separate_ones() {
+    let mut rng = Rng(21);
+    for d in devices() {
+        for small in [false, true] {
+            let v = OpsVariant {
+                small_groups: small,
+                ..d.v
+            };
+            let add = d.kernel("rms_norm_add", ops::rms_norm_add(&v));
+            let qk = d.kernel("rms_norm_inplace_qk", ops::rms_norm_inplace_qk(&v));
+            for &(n, rows) in &[(640u32, 1u32), (896, 7), (5, 3)] {
+                let x = rng.vec((n * rows) as usize, 3.0);
+                let w = rng.vec(n as usize, 1.0);
+                let out0 = rng.vec((n * rows) as usize, 2.0);
+                let ob = d.buf(&out0);
+                let p = ops::RmsNormParams::rows(n, rows, 1e-6);
+                d.run(
+                    &add,
+                    &[&d.buf(&x), &d.buf(&w), &ob, &d.uniform(&p.bytes())],
+                    ops::rms_norm_groups(rows),
+                );
+                let mut want = x.clone();
+                for row in want.chunks_mut(n as usize) {
+                    math::rms_norm(row, &w, 1e-6);
+                }
+                for (wv, o) in want.iter_mut().zip(&out0) {
+                    *wv += o;
+                }
+                let what = format!("{} rms_norm_add n={n} small={small}", d.name);
+                check(&d.read(&ob), &want, 1e-5, 1e-5, &what);
+            }
+            // Q: 4 heads × 3 tokens, K: 1 head × 3 tokens, head dim 256 (Gemma 3's shape).
+            for &(hd, q_rows, k_rows) in &[(256u32, 12u32, 3u32), (64, 14, 2)] {
+                let q = rng.vec((hd * q_rows) as usize, 2.0);
+                let k = rng.vec((hd * k_rows) as usize, 2.0);
+                let (wq, wk) = (rng.vec(hd as usize, 1.0), rng.vec(hd as usize, 1.0));
+                let (qb, kb) = (d.buf(&q), d.buf(&k));
+                let p = ops::RmsNormParams::rows(hd, q_rows, 1e-6).bytes_qk(k_rows);
+                d.run(
+                    &qk,
+                    &[&qb, &d.buf(&wq), &kb, &d.buf(&wk), &d.uniform(&p)],
+                    ops::rms_norm_groups(q_rows + k_rows),
+                );
+                for (got, src, w, name) in [(&qb, &q, &wq, "q"), (&kb, &k, &wk, "k")] {
+                    let mut want = src.clone();
+                    for row in want.chunks_mut(hd as usize) {
+                        math::rms_norm(row, w, 1e-6);
+                    }
+                    let what = format!("{} rms_norm_inplace_qk {name} hd={hd}", d.name);
+                    check(&d.read(got), &want, 1e-6, 1e-5, &what);
+                }
+            }
+        }
+    }
+}
+
+/// RoPE of Q and K in one dispatch rotates each exactly as a dispatch of its own would.
+#[test]
+fn rope_qk_matches_rope_per_buffer() {
+    let mut rng = Rng(22);
+    for d in devices() {
+        for factors in [false, true] {
+            let fused = d.kernel("rope_qk", ops::rope_qk(&d.v, factors));
+            let single = if factors {
+                d.kernel("rope_factors", ops::rope_factors(&d.v))
+            } else {
+                d.kernel("rope", ops::rope(&d.v))
+            };
+            // (head_dim, q heads, k heads, tokens, n_rot, pos0, neox)
+            for &(hd, nh, nkv, nt, n_rot, pos0, neox) in &[
+                (64u32, 14u32, 2u32, 3u32, 64u32, 17u32, true),
+                (256, 4, 1, 1, 256, 4000, true),
+                (128, 6, 3, 5, 96, 0, false),
+            ] {
+                let q = rng.vec((nt * nh * hd) as usize, 1.0);
+                let k = rng.vec((nt * nkv * hd) as usize, 1.0);
+                let f: Vec<f32> = (0..n_rot / 2)
+                    .map(|_| 1.0 + (rng.f() + 1.0) * 4.0)
+                    .collect();
+                let params = |heads: u32| ops::RopeParams {
+                    head_dim: hd,
+                    n_heads: heads,
+                    n_tokens: nt,
+                    n_rot,
+                    pos0,
+                    base: 10000.0,
+                    freq_scale: 1.0,
+                    neox,
+                    offset: 0,
+                    token_stride: heads * hd,
+                };
+                let fb = d.buf(&f);
+                let (qb, kb) = (d.buf(&q), d.buf(&k));
+                let p = d.uniform(&params(nh).bytes_qk(nkv));
+                let mut bufs = vec![&qb, &kb, &p];
+                if factors {
+                    bufs.push(&fb);
+                }
+                d.run(&fused, &bufs, ops::rope_groups(nh + nkv, nt, n_rot));
+                for (got, src, heads, name) in [(&qb, &q, nh, "q"), (&kb, &k, nkv, "k")] {
+                    let wb = d.buf(src);
+                    let p = d.uniform(&params(heads).bytes());
+                    let mut bufs = vec![&wb, &p];
+                    if factors {
+                        bufs.push(&fb);
+                    }
+                    d.run(&single, &bufs, ops::rope_groups(heads, nt, n_rot));
+                    let what = format!("{} rope_qk {name} hd={hd} factors={factors}", d.name);
+                    check(&d.read(got), &d.read(&wb), 0.0, 0.0, &what);
+                }
+            }
+        }
+    }
+}
+
+/// K and V into their caches in one dispatch, as two kv_store dispatches would.
+#[test]
+fn kv_store_kv_matches_kv_store() {
+    let mut rng = Rng(23);
+    for d in devices() {
+        let fused = d.kernel("kv_store_kv", ops::kv_store_kv(&d.v));
+        let single = d.kernel("kv_store", ops::kv_store(&d.v));
+        for &(dk, dv, nt, pos0, n_ctx) in &[(256u32, 256u32, 1u32, 9u32, 16u32), (128, 64, 5, 3, 8)]
+        {
+            let k = rng.vec((nt * dk) as usize, 3.0);
+            let v = rng.vec((nt * dv) as usize, 3.0);
+            let sentinel = 0x3c00_3c00u32;
+            let kc = d.words(&vec![sentinel; (n_ctx * dk / 2) as usize]);
+            let vc = d.words(&vec![sentinel; (n_ctx * dv / 2) as usize]);
+            let p = |dim: u32| ops::KvStoreParams {
+                dim,
+                n_tokens: nt,
+                pos0,
+                src_offset: 0,
+                src_stride: dim,
+            };
+            d.run(
+                &fused,
+                &[
+                    &d.buf(&k),
+                    &d.buf(&v),
+                    &kc,
+                    &vc,
+                    &d.uniform(&p(dk).bytes_kv(dv)),
+                ],
+                ops::kv_store_kv_groups(dk, dv, nt),
+            );
+            for (got, src, dim, name) in [(&kc, &k, dk, "k"), (&vc, &v, dv, "v")] {
+                let want = d.words(&vec![sentinel; (n_ctx * dim / 2) as usize]);
+                d.run(
+                    &single,
+                    &[&d.buf(src), &want, &d.uniform(&p(dim).bytes())],
+                    ops::kv_store_groups(dim, nt),
+                );
+                assert_eq!(
+                    d.read_u32(got),
+                    d.read_u32(&want),
+                    "{} kv_store_kv {name} dk={dk} dv={dv}",
+                    d.name
+                );
+            }
+        }
+    }
+}

@@ -98,6 +98,19 @@ pub fn rms_norm_inplace(v: &OpsVariant) -> String {
     build_f32(NORM, &small(v, &["INPLACE"]))
 }
 
+/// A post-norm and its residual add in one pass: bindings as [`rms_norm`], but `out`
+/// (read_write) gains the normalised row: `out_row += norm(x_row) * weight`.
+pub fn rms_norm_add(v: &OpsVariant) -> String {
+    build_f32(NORM, &small(v, &["ADD"]))
+}
+
+/// The per-head norms of Q and K in one dispatch, in place: bindings 0 `q`, 1 Q's weight,
+/// 2 `k`, 3 K's weight, 4 params ([`RmsNormParams::bytes_qk`]); Q's rows, then K's
+/// (same `n`, offset and stride). Dispatch `rms_norm_groups(q rows + k rows)`.
+pub fn rms_norm_inplace_qk(v: &OpsVariant) -> String {
+    build_f32(NORM, &small(v, &["INPLACE", "INPLACE_QK"]))
+}
+
 pub fn rms_norm_groups(n_rows: u32) -> (u32, u32, u32) {
     linear_groups(n_rows)
 }
@@ -143,12 +156,19 @@ impl RmsNormParams {
             0,
         ])
     }
+
+    /// Params of [`rms_norm_inplace_qk`]: these rows of Q, then `rows_k` rows of K.
+    pub fn bytes_qk(&self, rows_k: u32) -> Vec<u8> {
+        let mut b = self.bytes();
+        b[28..32].copy_from_slice(&rows_k.to_le_bytes());
+        b
+    }
 }
 
 // ---------------------------------------------------------------------------------------
 // RoPE
 
-/// Rotary embedding in place: bindings 0 `data` (read_write, [token][head][head_dim]),
+/// Rotary embedding in place: bindings 0 `data` (read_write, `[token][head][head_dim]`),
 /// 1 params ([`RopeParams`]). One invocation per rotated pair.
 pub fn rope(_v: &OpsVariant) -> String {
     build_f32(ROPE, &[])
@@ -158,6 +178,12 @@ pub fn rope(_v: &OpsVariant) -> String {
 /// 2 `factors` (read, f32, `n_rot / 2`). Pair i turns `factors[i]` times slower.
 pub fn rope_factors(_v: &OpsVariant) -> String {
     build_f32(ROPE, &["FACTORS"])
+}
+
+/// RoPE of Q and K in one dispatch: bindings 0 `q`, 1 `k` (both read_write), 2 params
+/// ([`RopeParams::bytes_qk`]), (FACTORS: 3 `factors`).
+pub fn rope_qk(_v: &OpsVariant, factors: bool) -> String {
+    build_f32(ROPE, if factors { &["QK", "FACTORS"] } else { &["QK"] })
 }
 
 pub fn rope_groups(n_heads: u32, n_tokens: u32, n_rot: u32) -> (u32, u32, u32) {
@@ -200,6 +226,14 @@ impl RopeParams {
             0,
         ])
     }
+
+    /// Params of [`rope_qk`]: these Q heads, then `k_heads` heads of K (packed, from
+    /// element 0). Dispatch `rope_groups(n_heads + k_heads, ..)`.
+    pub fn bytes_qk(&self, k_heads: u32) -> Vec<u8> {
+        let mut b = self.bytes();
+        b[40..44].copy_from_slice(&k_heads.to_le_bytes());
+        b
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -209,6 +243,16 @@ impl RopeParams {
 /// 2-byte halves, `[pos][dim]`), 2 params ([`KvStoreParams`]). `dim` must be even.
 pub fn kv_store(v: &OpsVariant) -> String {
     build(KV, v, &[])
+}
+
+/// K and V rows into their caches in one dispatch: bindings 0 `k`, 1 `v` (read, packed
+/// `[token][dim]`), 2 K cache, 3 V cache, 4 params ([`KvStoreParams::bytes_kv`]).
+pub fn kv_store_kv(v: &OpsVariant) -> String {
+    build(KV, v, &["KV2"])
+}
+
+pub fn kv_store_kv_groups(dim_k: u32, dim_v: u32, n_tokens: u32) -> (u32, u32, u32) {
+    linear_groups(((dim_k + dim_v) / 2 * n_tokens).div_ceil(256))
 }
 
 pub fn kv_store_groups(dim: u32, n_tokens: u32) -> (u32, u32, u32) {
@@ -244,6 +288,13 @@ impl KvStoreParams {
             0,
             0,
         ])
+    }
+
+    /// Params of [`kv_store_kv`]: `dim` is K's row, `dim_v` V's (both packed).
+    pub fn bytes_kv(&self, dim_v: u32) -> Vec<u8> {
+        let mut b = self.bytes();
+        b[20..24].copy_from_slice(&dim_v.to_le_bytes());
+        b
     }
 }
 

@@ -10,6 +10,15 @@
 //! leave fields 2-byte aligned, so kernels read whole words and shift; f16 scales go
 //! through `unpack2x16float`, which needs no `shader-f16`.
 //!
+//! On native CPU-backed devices (`Capabilities::texture_weights`) the same bytes, in the
+//! same order, are the texels of an rgba32uint texture instead ([`TEXTURE_WIDTH`] texels
+//! of 16 bytes per row, `wgsl/weights.wgsl`): llvmpipe fetches a texel with a branch-free
+//! gather, where a storage load is a per-lane loop with a bounds check per word. Measured
+//! with `perf stat` on the decode kernel: 28-46% fewer instructions; with each invocation
+//! walking its rows in turn (one byte run per lane, which the CPU's prefetcher follows)
+//! the 32768-row head runs 26-62% faster by type (`wisp bench --kernels`). Kernels read
+//! the weights only through `wd` (a word) and `wv4` (16 bytes), so one source serves both.
+//!
 //! Each type contributes one WGSL function, `dq8`, returning the f32 weights of eight
 //! consecutive columns of a row (see `wgsl/quant_dequant.wgsl`); the mat-vec, the matmul
 //! and get_rows are generic over it. Weights are dequantized in registers and never

@@ -195,6 +195,11 @@ impl Kernels {
         self.cache.get_or_compile(ctx, &key, || match name {
             "rms_norm" => wisp_shaders::ops::rms_norm(&v),
             "rms_norm_inplace" => wisp_shaders::ops::rms_norm_inplace(&v),
+            "rms_norm_add" => wisp_shaders::ops::rms_norm_add(&v),
+            "rms_norm_inplace_qk" => wisp_shaders::ops::rms_norm_inplace_qk(&v),
+            "rope_qk" => wisp_shaders::ops::rope_qk(&v, false),
+            "rope_qk_factors" => wisp_shaders::ops::rope_qk(&v, true),
+            "kv_store_kv" => wisp_shaders::ops::kv_store_kv(&v),
             "rope" => wisp_shaders::ops::rope(&v),
             "rope_factors" => wisp_shaders::ops::rope_factors(&v),
             "kv_store" => wisp_shaders::ops::kv_store(&v),

@@ -5,8 +5,9 @@
 //! Why GGUF block layout rather than a repacked one: the kernels read blocks as u32
 //! words and dequantize in registers, so the upload is a straight copy of the file's
 //! bytes (streamable from a fetch body with no CPU work), and one kernel family per type
-//! serves both decode and prefill. Repacking for speed is left to the speed work, where
-//! it must be measured.
+//! serves both decode and prefill. On native CPU-backed devices the bytes go, unchanged
+//! and in order, into textures rather than buffers (`WeightStore::Texture`; why in
+//! `wisp_shaders::quant`): each chunk is staged in a buffer and copied.
 
 use super::kernels::Kernels;
 use super::plan::{row_chunks, MemoryPlan};

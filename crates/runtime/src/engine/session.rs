@@ -38,7 +38,6 @@ pub const TOP_K_CANDIDATES: usize = 64;
 struct Buffers {
     x: wgpu::Buffer,
     h: wgpu::Buffer,
-    o: wgpu::Buffer,
     q: wgpu::Buffer,
     k: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -98,7 +97,6 @@ impl GpuSession {
         let bufs = Buffers {
             x: ctx.storage("x", f32s(b * cfg.n_embd)),
             h: ctx.storage("h", f32s(b * cfg.n_embd)),
-            o: ctx.storage("o", f32s(b * cfg.n_embd)),
             q: ctx.storage("q", f32s(b * cfg.q_dim())),
             k: ctx.storage("k", f32s(b * cfg.k_dim())),
             v: ctx.storage("v", f32s(b * cfg.v_dim())),
@@ -651,13 +649,13 @@ fn build_layers(
     }
 
     let rms = k.op(ctx, "rms_norm")?;
+    let rms_add = k.op(ctx, "rms_norm_add")?;
     let rms_inplace = k.op(ctx, "rms_norm_inplace")?;
-    let rope = k.op(ctx, "rope")?;
-    let kv_store = k.op(ctx, "kv_store")?;
+    let rms_inplace_qk = k.op(ctx, "rms_norm_inplace_qk")?;
+    let kv_store = k.op(ctx, "kv_store_kv")?;
     let attention = k.op(ctx, "attention")?;
     let attention_combine = k.op(ctx, "attention_combine")?;
     let attention_rows = k.attention_rows(ctx, cfg.head_dim_k as u32, cfg.head_dim_v as u32)?;
-    let add = k.op(ctx, "add")?;
     let add_bias = k.op(ctx, "add_bias")?;
     let glu = k.op(
         ctx,
@@ -672,9 +670,10 @@ fn build_layers(
         (Some(_), Some(long)) if n_ctx > cfg.n_ctx_orig => Some(long),
         (short, _) => short.as_ref(),
     };
+    // Q and K rotate in one dispatch.
     let rope = match rope_factors {
-        Some(_) => k.op(ctx, "rope_factors")?,
-        None => rope,
+        Some(_) => k.op(ctx, "rope_qk_factors")?,
+        None => k.op(ctx, "rope_qk")?,
     };
 
     let norm_rows = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
@@ -689,16 +688,17 @@ fn build_layers(
             move |a| ops::rms_norm_groups(a.n_tokens),
         );
     };
-    let add_to = |g: &mut Graph, dst: &wgpu::Buffer, src: &wgpu::Buffer| {
+    // out += norm(x) * w: a post-norm and its residual add in one pass.
+    let norm_add = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
         g.push(
             ctx,
-            &add,
-            &[dst, src],
+            &rms_add,
+            &[x, w, out],
             Params::Shared(
-                format!("add:{e}"),
-                Box::new(move |a: StepArgs| ops::ElementwiseParams::n(e * a.n_tokens).bytes()),
+                format!("rms:{e}"),
+                Box::new(move |a: StepArgs| ops::RmsNormParams::rows(e, a.n_tokens, eps).bytes()),
             ),
-            move |a| ops::add_groups(e * a.n_tokens),
+            move |a| ops::rms_norm_groups(a.n_tokens),
         );
     };
     let (nh, nkv, dk, dv) = (
@@ -746,36 +746,49 @@ fn build_layers(
                 );
             }
         }
-        for (norm, buf, heads) in [(&layer.q_norm, &b.q, nh), (&layer.k_norm, &b.k, nkv)] {
-            if let Some(norm) = norm {
-                g.push(
-                    ctx,
-                    &rms_inplace,
-                    &[buf, norm],
-                    Params::Shared(
-                        format!("rms_inplace:{heads}"),
-                        Box::new(move |a: StepArgs| {
-                            ops::RmsNormParams::rows(dk, heads * a.n_tokens, eps).bytes()
-                        }),
-                    ),
-                    move |a| ops::rms_norm_groups(heads * a.n_tokens),
-                );
+        // Per-head Q/K norms: both in one dispatch (architectures have both or neither).
+        match (&layer.q_norm, &layer.k_norm) {
+            (Some(qn), Some(kn)) => g.push(
+                ctx,
+                &rms_inplace_qk,
+                &[&b.q, qn, &b.k, kn],
+                Params::Shared(
+                    "rms_inplace_qk".into(),
+                    Box::new(move |a: StepArgs| {
+                        ops::RmsNormParams::rows(dk, nh * a.n_tokens, eps)
+                            .bytes_qk(nkv * a.n_tokens)
+                    }),
+                ),
+                move |a| ops::rms_norm_groups((nh + nkv) * a.n_tokens),
+            ),
+            (qn, kn) => {
+                for (norm, buf, heads) in [(qn, &b.q, nh), (kn, &b.k, nkv)] {
+                    if let Some(norm) = norm {
+                        g.push(
+                            ctx,
+                            &rms_inplace,
+                            &[buf, norm],
+                            Params::Shared(
+                                format!("rms_inplace:{heads}"),
+                                Box::new(move |a: StepArgs| {
+                                    ops::RmsNormParams::rows(dk, heads * a.n_tokens, eps).bytes()
+                                }),
+                            ),
+                            move |a| ops::rms_norm_groups(heads * a.n_tokens),
+                        );
+                    }
+                }
             }
         }
         let base = cfg.layer_rope_base(il);
         let fscale = cfg.layer_rope_freq_scale(il);
-        let rope_heads: &[(&wgpu::Buffer, u32, &str)] = if cfg.rope_layers[il] {
-            &[(&b.q, nh, "q"), (&b.k, nkv, "k")]
-        } else {
-            &[]
-        };
-        for &(buf, heads, name) in rope_heads {
+        if cfg.rope_layers[il] {
             let params = Params::Shared(
-                format!("rope:{name}:{base}:{fscale}"),
+                format!("rope:{base}:{fscale}"),
                 Box::new(move |a: StepArgs| {
                     ops::RopeParams {
                         head_dim: dk,
-                        n_heads: heads,
+                        n_heads: nh,
                         n_tokens: a.n_tokens,
                         n_rot,
                         pos0: a.pos0,
@@ -783,40 +796,35 @@ fn build_layers(
                         freq_scale: fscale,
                         neox,
                         offset: 0,
-                        token_stride: heads * dk,
+                        token_stride: nh * dk,
                     }
-                    .bytes()
+                    .bytes_qk(nkv)
                 }),
             );
             let after: Vec<&wgpu::Buffer> = rope_factors.into_iter().collect();
-            g.push_around(ctx, &rope, &[buf], params, &after, move |a| {
-                ops::rope_groups(heads, a.n_tokens, n_rot)
+            g.push_around(ctx, &rope, &[&b.q, &b.k], params, &after, move |a| {
+                ops::rope_groups(nh + nkv, a.n_tokens, n_rot)
             });
         }
-        for (src, cache, dim, name) in [
-            (&b.k, &b.k_cache[il], kd, "k"),
-            (&b.v, &b.v_cache[il], vd, "v"),
-        ] {
-            g.push(
-                ctx,
-                &kv_store,
-                &[src, cache],
-                Params::Shared(
-                    format!("kv:{name}"),
-                    Box::new(move |a: StepArgs| {
-                        ops::KvStoreParams {
-                            dim,
-                            n_tokens: a.n_tokens,
-                            pos0: a.pos0,
-                            src_offset: 0,
-                            src_stride: dim,
-                        }
-                        .bytes()
-                    }),
-                ),
-                move |a| ops::kv_store_groups(dim, a.n_tokens),
-            );
-        }
+        g.push(
+            ctx,
+            &kv_store,
+            &[&b.k, &b.v, &b.k_cache[il], &b.v_cache[il]],
+            Params::Shared(
+                "kv".into(),
+                Box::new(move |a: StepArgs| {
+                    ops::KvStoreParams {
+                        dim: kd,
+                        n_tokens: a.n_tokens,
+                        pos0: a.pos0,
+                        src_offset: 0,
+                        src_stride: kd,
+                    }
+                    .bytes_kv(vd)
+                }),
+            ),
+            move |a| ops::kv_store_kv_groups(kd, vd, a.n_tokens),
+        );
         let window = cfg.layer_window(il).unwrap_or(0) as u32;
         let attn_params = move |a: StepArgs| {
             let plan = ops::attention_plan(nh, nkv, dv, a.n_tokens, a.pos0);
@@ -860,8 +868,7 @@ fn build_layers(
             push_matmul(
                 &mut g, model, &layer.wo, &b.attn, &b.h, attn_width, e, false, batched, "o",
             )?;
-            norm_rows(&mut g, &b.h, post, &b.o);
-            add_to(&mut g, &b.x, &b.o);
+            norm_add(&mut g, &b.h, post, &b.x);
         } else {
             push_matmul(
                 &mut g, model, &layer.wo, &b.attn, &b.x, attn_width, e, true, batched, "o",
@@ -917,8 +924,7 @@ fn build_layers(
                 batched,
                 "down",
             )?;
-            norm_rows(&mut g, &b.h, post, &b.o);
-            add_to(&mut g, &b.x, &b.o);
+            norm_add(&mut g, &b.h, post, &b.x);
         } else {
             push_matmul(
                 &mut g,

@@ -387,7 +387,7 @@ impl ModelUpload {
 
     fn allocate(&self, t: &TensorInfo) -> Result<Dest, Error> {
         Ok(if t.dims.len() >= 2 && t.n_rows() > 1 {
-            let rc = row_chunks(t, self.ctx.max_binding())?;
+            let rc = row_chunks(t, self.ctx.max_weight_chunk())?;
             // With texture weights the buffers are staging, whole texture rows long.
             let texture = self.ctx.caps.weights_in_textures();
             let chunks = rc

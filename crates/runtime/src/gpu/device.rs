@@ -284,6 +284,18 @@ impl GpuContext {
             .max_storage_buffer_binding_size
             .min(self.caps.limits.max_buffer_size)
     }
+
+    /// Largest chunk of a weight matrix: one binding, and with texture weights no more
+    /// texture rows than the device allows.
+    pub fn max_weight_chunk(&self) -> u64 {
+        let binding = self.max_binding();
+        if self.caps.weights_in_textures() {
+            let rows = self.caps.limits.max_texture_dimension_2d as u64;
+            binding.min(rows * super::kernel::TEXTURE_ROW_BYTES)
+        } else {
+            binding
+        }
+    }
 }
 
 fn lost_message(reason: &str, detail: &str) -> String {

@@ -728,11 +728,11 @@ mod tests {
             f16: true,
             small_groups: false,
         });
-        assert!(s.starts_with("enable f16;") && s.contains("cache: array<vec2<f16>>"));
+        assert!(s.starts_with("enable f16;") && s.contains("alias CacheWord = vec2<f16>;"));
         let s = kv_store(&OpsVariant {
             f16: false,
             small_groups: false,
         });
-        assert!(!s.contains("enable f16") && s.contains("cache: array<u32>"));
+        assert!(!s.contains("enable f16") && s.contains("alias CacheWord = u32;"));
     }
 }

@@ -3,7 +3,7 @@
 //! the browser/phone floor (WebGPU default limits, no shader-f16).
 
 use std::sync::Arc;
-use wisp::engine::{GpuModel, GpuSession};
+use wisp::engine::{FfnInput, GpuModel, GpuSession};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext, MatLayout};
@@ -51,6 +51,14 @@ fn check(key: &str, opts: DeviceOptions, layout: Option<MatLayout>) {
             );
         }
     }
+    // The three models' gate and up matrices match: every layer runs them stacked.
+    assert!(
+        model
+            .layers
+            .iter()
+            .all(|l| matches!(l.ffn_in, FfnInput::Stacked(_))),
+        "{key}: gate/up not stacked"
+    );
     let cpu = Arc::new(CpuModel::load(Arc::clone(&file)).expect("cpu model"));
     let n_vocab = model.config.n_vocab;
     let mut agreement = Agreement::default();

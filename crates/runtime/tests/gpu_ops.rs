@@ -679,6 +679,34 @@ fn glu_add_bias_softcap() {
                 );
             }
         }
+        // Stacked rows [gate | up] of one buffer: the gate halves become act(gate) * up,
+        // the up halves stay.
+        for act in ["silu", "gelu"] {
+            let k = d.kernel(act, ops::glu_pair(&d.v, act));
+            let (ff, rows) = (4864u32, 3u32);
+            let x = rng.vec((2 * ff * rows) as usize, 6.0);
+            let xb = d.buf(&x);
+            let p = ops::ElementwiseParams::bias(ff * rows, ff);
+            d.run(
+                &k,
+                &[&xb, &d.uniform(&p.bytes())],
+                ops::glu_groups(ff * rows),
+            );
+            let f = if act == "silu" {
+                math::silu
+            } else {
+                math::gelu_tanh
+            };
+            let mut want = x.clone();
+            for row in want.chunks_mut(2 * ff as usize) {
+                let (g, u) = row.split_at_mut(ff as usize);
+                for (g, u) in g.iter_mut().zip(u.iter()) {
+                    *g = f(*g) * u;
+                }
+            }
+            let what = format!("{} glu_pair {act}", d.name);
+            check(&d.read(&xb), &want, 1e-6, 1e-5, &what);
+        }
         let k = d.kernel("add", ops::add(&d.v));
         let n = 4099u32;
         let (a, b) = (rng.vec(n as usize, 1.0), rng.vec(n as usize, 1.0));

@@ -523,6 +523,17 @@ pub fn glu(_v: &OpsVariant, act: &str) -> String {
     }
 }
 
+/// [`glu`] over stacked rows: bindings 0 `x` (read_write, `[token][gate (period) | up
+/// (period)]`), 1 params ([`ElementwiseParams::bias`]`(period * n_tokens, period)`); the
+/// result replaces each row's gate half. Dispatch `glu_groups(period * n_tokens)`.
+pub fn glu_pair(_v: &OpsVariant, act: &str) -> String {
+    match act {
+        "silu" => build_f32(ELEMENTWISE, &["GLU_SILU", "PAIR", "ONE_BUFFER"]),
+        "gelu" => build_f32(ELEMENTWISE, &["GLU_GELU", "PAIR", "ONE_BUFFER"]),
+        other => panic!("unknown activation {other:?} (silu, gelu)"),
+    }
+}
+
 /// `x[i] += bias[i % period]`: bindings 0 `x` (read_write), 1 `bias` (read), 2 params
 /// ([`ElementwiseParams`]: `n`, `period`).
 pub fn add_bias(_v: &OpsVariant) -> String {
@@ -537,7 +548,7 @@ pub fn add(_v: &OpsVariant) -> String {
 /// `x = cap * tanh(x / cap)`: bindings 0 `x` (read_write), 1 params
 /// ([`ElementwiseParams::softcap`]).
 pub fn softcap(_v: &OpsVariant) -> String {
-    build_f32(ELEMENTWISE, &["SOFTCAP"])
+    build_f32(ELEMENTWISE, &["SOFTCAP", "ONE_BUFFER"])
 }
 
 /// One invocation per element, 256 per workgroup.

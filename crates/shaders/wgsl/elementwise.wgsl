@@ -1,5 +1,7 @@
 // Element-wise kernels, one invocation per element, selected by a define:
 //   GLU_SILU / GLU_GELU  gate = act(gate) * up         (0 gate rw, 1 up, 2 params {n})
+//     + PAIR             the same on rows [gate | up] of one buffer, each half `period`
+//                        wide, the result in the gate half (0 x rw, 1 params {n, period})
 //   ADD                  a += b                         (0 a rw, 1 b, 2 params {n})
 //   ADD_BIAS             x[i] += bias[i % period]       (0 x rw, 1 bias, 2 params {n, period})
 //   SOFTCAP              x = cap * tanh(x / cap)        (0 x rw, 1 params {n, cap})
@@ -10,13 +12,13 @@ struct Params {
 #if SOFTCAP
     cap: f32,
 #else
-    period: u32, // ADD_BIAS only
+    period: u32, // ADD_BIAS, PAIR
 #endif
     _pad0: u32,
     _pad1: u32,
 }
 
-#if SOFTCAP
+#if ONE_BUFFER
 @group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<uniform> p: Params;
 #else
@@ -45,14 +47,29 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     if (i >= p.n) {
         return;
     }
+#if PAIR
+    // Element c of row t: gate at t * 2 * period + c, up `period` further.
+    let gi = i + (i / p.period) * p.period;
+    let g = x[gi];
+    let u = x[gi + p.period];
+#else
 #if GLU_SILU
+    let gi = i;
     let g = x[i];
-    x[i] = g / (1.0 + exp(-g)) * y[i];
+    let u = y[i];
 #endif
 #if GLU_GELU
+    let gi = i;
     let g = x[i];
+    let u = y[i];
+#endif
+#endif
+#if GLU_SILU
+    x[gi] = g / (1.0 + exp(-g)) * u;
+#endif
+#if GLU_GELU
     let inner = 0.7978845608 * g * (1.0 + 0.044715 * g * g);
-    x[i] = 0.5 * g * (1.0 + tanh_safe(inner)) * y[i];
+    x[gi] = 0.5 * g * (1.0 + tanh_safe(inner)) * u;
 #endif
 #if ADD
     x[i] = x[i] + y[i];

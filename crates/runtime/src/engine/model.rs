@@ -82,10 +82,52 @@ pub struct GpuLayer {
     pub k_norm: Option<GpuVector>,
     pub attn_post_norm: Option<GpuVector>,
     pub ffn_norm: GpuVector,
-    pub ffn_gate: GpuMatrix,
-    pub ffn_up: GpuMatrix,
+    pub ffn_in: FfnInput,
     pub ffn_down: GpuMatrix,
     pub ffn_post_norm: Option<GpuVector>,
+}
+
+/// The feed-forward block's input matrices: gate and up apart, or stacked into one matrix
+/// (rows `0..ff` the gate's, `ff..2ff` the up's) so one dispatch computes both. Stacked
+/// when both have the same type and shape and together fit one weight chunk.
+pub enum FfnInput {
+    Separate { gate: GpuMatrix, up: GpuMatrix },
+    Stacked(GpuMatrix),
+}
+
+impl FfnInput {
+    pub fn matrices(&self) -> Vec<&GpuMatrix> {
+        match self {
+            FfnInput::Separate { gate, up } => vec![gate, up],
+            FfnInput::Stacked(m) => vec![m],
+        }
+    }
+}
+
+/// Gate and up tensors uploaded into one staging buffer (gate first), then one matrix.
+struct Stack {
+    gate: String,
+    gate_bytes: u64,
+    /// Bytes of gate and up together.
+    bytes: u64,
+    buffer: Option<wgpu::Buffer>,
+    /// Tensors of the two complete.
+    done: u8,
+}
+
+/// Remove the uploaded matrix of tensor `t`.
+fn take_matrix(
+    matrices: &mut HashMap<String, GpuMatrix>,
+    t: &TensorInfo,
+) -> Result<GpuMatrix, Error> {
+    matrices
+        .remove(&t.name)
+        .ok_or_else(|| Error::InvalidModel(format!("tensor {} was not uploaded", t.name)))
+}
+
+/// The name of a layer's stacked gate/up matrix (never a tensor name: it has a '+').
+fn stacked_name(gate: &str) -> String {
+    format!("{gate}+up")
 }
 
 /// A model whose weights live on the GPU.
@@ -110,9 +152,13 @@ pub struct GpuModel {
 
 /// Where the bytes of one tensor go during the upload.
 enum Dest {
+    /// Chunks as (buffer, bytes); `stack`: the tensor is half of `stacks[i]`, whose one
+    /// buffer it fills from byte `start`.
     Matrix {
         chunks: Vec<(wgpu::Buffer, u64)>,
         row_bytes: u64,
+        stack: Option<usize>,
+        start: u64,
     },
     Vector {
         ty: GgmlType,
@@ -218,6 +264,9 @@ pub struct ModelUpload {
     received: u64,
     dest: Option<Pending>,
     writer: ChunkWriter,
+    stacks: Vec<Stack>,
+    /// Tensor name → its stack in `stacks`.
+    stack_of: HashMap<String, usize>,
     matrices: HashMap<String, GpuMatrix>,
     vectors: HashMap<String, GpuVector>,
     raw: Vec<u8>,
@@ -289,6 +338,30 @@ impl ModelUpload {
         needed.sort_by_key(|t| t.offset);
         let order: Vec<TensorInfo> = needed.into_iter().cloned().collect();
         let total: u64 = order.iter().map(|t| t.n_bytes).sum();
+        // Gate and up stacked where they match and fit one chunk (the up half starts at a
+        // 4-byte multiple, as `write_buffer` needs).
+        let mut stacks = Vec::new();
+        let mut stack_of = HashMap::new();
+        for l in &tensors.layers {
+            let (g, u) = (&l.ffn_gate, &l.ffn_up);
+            if g.ggml_type == u.ggml_type
+                && g.dims == u.dims
+                && g.dims.len() >= 2
+                && g.n_rows() > 1
+                && g.n_bytes.is_multiple_of(4)
+                && g.n_bytes + u.n_bytes <= ctx.max_weight_chunk()
+            {
+                stack_of.insert(g.name.clone(), stacks.len());
+                stack_of.insert(u.name.clone(), stacks.len());
+                stacks.push(Stack {
+                    gate: g.name.clone(),
+                    gate_bytes: g.n_bytes,
+                    bytes: g.n_bytes + u.n_bytes,
+                    buffer: None,
+                    done: 0,
+                });
+            }
+        }
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         Ok(ModelUpload {
             ctx,
@@ -301,6 +374,8 @@ impl ModelUpload {
             received: 0,
             dest: None,
             writer: ChunkWriter::default(),
+            stacks,
+            stack_of,
             matrices: HashMap::new(),
             vectors: HashMap::new(),
             raw: Vec::new(),
@@ -349,13 +424,17 @@ impl ModelUpload {
     pub fn push(&mut self, bytes: &(impl UploadBytes + ?Sized)) -> Result<(), Error> {
         let mut at = 0;
         while at < bytes.len() {
-            let Some(t) = self.order.get(self.current) else {
+            let Some(t) = self.order.get(self.current).cloned() else {
                 return Err(Error::Io("more model bytes than the upload expects".into()));
             };
             if self.dest.is_none() {
+                let dest = self.allocate(&t)?;
+                if let Dest::Matrix { start, .. } = dest {
+                    self.writer.written = start;
+                }
                 self.dest = Some(Pending {
                     tensor: t.clone(),
-                    dest: self.allocate(t)?,
+                    dest,
                 });
                 self.received = 0;
             }
@@ -385,11 +464,31 @@ impl ModelUpload {
         Ok(())
     }
 
-    fn allocate(&self, t: &TensorInfo) -> Result<Dest, Error> {
+    fn allocate(&mut self, t: &TensorInfo) -> Result<Dest, Error> {
+        let texture = self.ctx.caps.weights_in_textures();
+        if let Some(&si) = self.stack_of.get(&t.name) {
+            let ctx = &self.ctx;
+            let st = &mut self.stacks[si];
+            let size = if texture {
+                padded_weights_len(st.bytes)
+            } else {
+                st.bytes
+            };
+            let buffer = st
+                .buffer
+                .get_or_insert_with(|| ctx.storage(&st.gate, size))
+                .clone();
+            let start = if t.name == st.gate { 0 } else { st.gate_bytes };
+            return Ok(Dest::Matrix {
+                chunks: vec![(buffer, start + t.n_bytes)],
+                row_bytes: t.n_bytes / t.n_rows(),
+                stack: Some(si),
+                start,
+            });
+        }
         Ok(if t.dims.len() >= 2 && t.n_rows() > 1 {
             let rc = row_chunks(t, self.ctx.max_weight_chunk())?;
             // With texture weights the buffers are staging, whole texture rows long.
-            let texture = self.ctx.caps.weights_in_textures();
             let chunks = rc
                 .chunks
                 .iter()
@@ -406,6 +505,8 @@ impl ModelUpload {
             Dest::Matrix {
                 chunks,
                 row_bytes: rc.row_bytes,
+                stack: None,
+                start: 0,
             }
         } else {
             Dest::Vector {
@@ -415,50 +516,83 @@ impl ModelUpload {
         })
     }
 
+    /// A matrix from its filled chunk buffers: the buffers themselves, or with texture
+    /// weights textures they are copied into (the buffers are dropped once the copy is
+    /// submitted).
+    fn matrix(
+        &self,
+        name: &str,
+        ty: GgmlType,
+        cols: u64,
+        row_bytes: u64,
+        chunks: Vec<(wgpu::Buffer, u64)>,
+    ) -> GpuMatrix {
+        let mut copies = self.ctx.device.create_command_encoder(&Default::default());
+        let mut row_start = 0;
+        let chunks: Vec<WeightChunk> = chunks
+            .into_iter()
+            .map(|(buffer, bytes)| {
+                let rows = bytes / row_bytes;
+                let store = if self.ctx.caps.weights_in_textures() {
+                    let texture = self.ctx.weights_texture(name, bytes);
+                    self.ctx.copy_to_weights(&mut copies, &buffer, &texture);
+                    let view = texture.create_view(&Default::default());
+                    WeightStore::Texture(texture, view)
+                } else {
+                    WeightStore::Buffer(buffer)
+                };
+                let c = WeightChunk {
+                    store,
+                    row_start,
+                    rows,
+                };
+                row_start += rows;
+                c
+            })
+            .collect();
+        if self.ctx.caps.weights_in_textures() {
+            self.ctx.queue.submit([copies.finish()]);
+        }
+        GpuMatrix {
+            name: name.to_string(),
+            ty,
+            rows: row_start,
+            cols,
+            chunks,
+        }
+    }
+
     /// The current tensor has all its bytes.
     fn complete(&mut self) -> Result<(), Error> {
         let Pending { tensor: t, dest } = self.dest.take().expect("a tensor in progress");
         self.current += 1;
         match dest {
-            Dest::Matrix { chunks, row_bytes } => {
+            Dest::Matrix {
+                chunks,
+                row_bytes,
+                stack: None,
+                ..
+            } => {
                 self.writer.finish(&self.ctx.queue, &chunks);
-                let mut copies = self.ctx.device.create_command_encoder(&Default::default());
-                let mut row_start = 0;
-                let chunks = chunks
-                    .into_iter()
-                    .map(|(buffer, bytes)| {
-                        let rows = bytes / row_bytes;
-                        let store = if self.ctx.caps.weights_in_textures() {
-                            // The staging buffer is dropped once the copy is submitted.
-                            let texture = self.ctx.weights_texture(&t.name, bytes);
-                            self.ctx.copy_to_weights(&mut copies, &buffer, &texture);
-                            let view = texture.create_view(&Default::default());
-                            WeightStore::Texture(texture, view)
-                        } else {
-                            WeightStore::Buffer(buffer)
-                        };
-                        let c = WeightChunk {
-                            store,
-                            row_start,
-                            rows,
-                        };
-                        row_start += rows;
-                        c
-                    })
-                    .collect();
-                if self.ctx.caps.weights_in_textures() {
-                    self.ctx.queue.submit([copies.finish()]);
+                let m = self.matrix(&t.name, t.ggml_type, t.row_len(), row_bytes, chunks);
+                self.matrices.insert(t.name.clone(), m);
+            }
+            Dest::Matrix {
+                chunks,
+                row_bytes,
+                stack: Some(si),
+                ..
+            } => {
+                self.writer.finish(&self.ctx.queue, &chunks);
+                let st = &mut self.stacks[si];
+                st.done += 1;
+                if st.done == 2 {
+                    let name = stacked_name(&st.gate);
+                    let whole = st.buffer.take().expect("allocated with its first half");
+                    let chunks = vec![(whole, st.bytes)];
+                    let m = self.matrix(&name, t.ggml_type, t.row_len(), row_bytes, chunks);
+                    self.matrices.insert(name, m);
                 }
-                self.matrices.insert(
-                    t.name.clone(),
-                    GpuMatrix {
-                        name: t.name.clone(),
-                        ty: t.ggml_type,
-                        rows: t.n_rows(),
-                        cols: t.row_len(),
-                        chunks,
-                    },
-                );
             }
             Dest::Vector { ty, n } => {
                 let mut values = vec![0f32; n];
@@ -495,16 +629,11 @@ impl ModelUpload {
         let tensors = &self.tensors;
         let matrices = &mut self.matrices;
         let vectors = &mut self.vectors;
-        let mut take_m = |t: &TensorInfo| {
-            (*matrices)
-                .remove(&t.name)
-                .ok_or_else(|| Error::InvalidModel(format!("tensor {} was not uploaded", t.name)))
-        };
-        let tok_embd = take_m(&tensors.tok_embd)?;
+        let tok_embd = take_matrix(matrices, &tensors.tok_embd)?;
         let output = if tensors.tied_output {
             None
         } else {
-            Some(take_m(&tensors.output)?)
+            Some(take_matrix(matrices, &tensors.output)?)
         };
         let mut layers = Vec::with_capacity(tensors.layers.len());
         for l in &tensors.layers {
@@ -521,20 +650,25 @@ impl ModelUpload {
             let (attn_post_norm, ffn_post_norm) = (ov(&l.attn_post_norm)?, ov(&l.ffn_post_norm)?);
             layers.push(GpuLayer {
                 attn_norm,
-                wq: take_m(&l.wq)?,
-                wk: take_m(&l.wk)?,
-                wv: take_m(&l.wv)?,
+                wq: take_matrix(matrices, &l.wq)?,
+                wk: take_matrix(matrices, &l.wk)?,
+                wv: take_matrix(matrices, &l.wv)?,
                 bq,
                 bk,
                 bv,
-                wo: take_m(&l.wo)?,
+                wo: take_matrix(matrices, &l.wo)?,
                 q_norm,
                 k_norm,
                 attn_post_norm,
                 ffn_norm,
-                ffn_gate: take_m(&l.ffn_gate)?,
-                ffn_up: take_m(&l.ffn_up)?,
-                ffn_down: take_m(&l.ffn_down)?,
+                ffn_in: match matrices.remove(&stacked_name(&l.ffn_gate.name)) {
+                    Some(m) => FfnInput::Stacked(m),
+                    None => FfnInput::Separate {
+                        gate: take_matrix(matrices, &l.ffn_gate)?,
+                        up: take_matrix(matrices, &l.ffn_up)?,
+                    },
+                },
+                ffn_down: take_matrix(matrices, &l.ffn_down)?,
                 ffn_post_norm,
             });
         }

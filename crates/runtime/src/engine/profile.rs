@@ -54,18 +54,11 @@ impl WeightBytes {
             .layers
             .iter()
             .map(|l| {
-                [
-                    &l.wq,
-                    &l.wk,
-                    &l.wv,
-                    &l.wo,
-                    &l.ffn_gate,
-                    &l.ffn_up,
-                    &l.ffn_down,
-                ]
-                .into_iter()
-                .map(matrix_bytes)
-                .sum::<u64>()
+                [&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_down]
+                    .into_iter()
+                    .chain(l.ffn_in.matrices())
+                    .map(matrix_bytes)
+                    .sum::<u64>()
             })
             .sum();
         WeightBytes {

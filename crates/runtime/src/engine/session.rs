@@ -7,7 +7,7 @@
 
 use super::graph::{Graph, Params, StepArgs};
 use super::kernels::{fields, mat_params, Field};
-use super::model::{GpuMatrix, GpuModel};
+use super::model::{FfnInput, GpuMatrix, GpuModel};
 use super::plan::{logits_rows, MAX_BATCH};
 use super::profile::WeightBytes;
 #[cfg(feature = "native")]
@@ -94,6 +94,8 @@ impl GpuSession {
         let b = MAX_BATCH;
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
         let logits_rows = logits_rows(cfg.n_vocab, ctx.max_binding());
+        let stacked = (model.layers.iter()).any(|l| matches!(l.ffn_in, FfnInput::Stacked(_)));
+        let separate = (model.layers.iter()).any(|l| matches!(l.ffn_in, FfnInput::Separate { .. }));
         let bufs = Buffers {
             x: ctx.storage("x", f32s(b * cfg.n_embd)),
             h: ctx.storage("h", f32s(b * cfg.n_embd)),
@@ -101,8 +103,9 @@ impl GpuSession {
             k: ctx.storage("k", f32s(b * cfg.k_dim())),
             v: ctx.storage("v", f32s(b * cfg.v_dim())),
             attn: ctx.storage("attn", f32s(b * cfg.n_head * cfg.head_dim_v)),
-            gate: ctx.storage("gate", f32s(b * cfg.n_ff)),
-            up: ctx.storage("up", f32s(b * cfg.n_ff)),
+            // Stacked gate/up matrices write [gate | up] rows into `gate`.
+            gate: ctx.storage("gate", f32s(b * cfg.n_ff * if stacked { 2 } else { 1 })),
+            up: ctx.storage("up", f32s(if separate { b * cfg.n_ff } else { 1 })),
             tokens: ctx.storage("tokens", f32s(b)),
             logits: ctx.storage("logits", f32s(logits_rows * cfg.n_vocab)),
             picked_argmax: ctx.storage(
@@ -657,14 +660,9 @@ fn build_layers(
     let attention_combine = k.op(ctx, "attention_combine")?;
     let attention_rows = k.attention_rows(ctx, cfg.head_dim_k as u32, cfg.head_dim_v as u32)?;
     let add_bias = k.op(ctx, "add_bias")?;
-    let glu = k.op(
-        ctx,
-        if cfg.arch.gelu_ffn() {
-            "glu_gelu"
-        } else {
-            "glu_silu"
-        },
-    )?;
+    let act = if cfg.arch.gelu_ffn() { "gelu" } else { "silu" };
+    let glu = k.op(ctx, &format!("glu_{act}"))?;
+    let glu_pair = k.op(ctx, &format!("glu_pair_{act}"))?;
     // Phi-3 LongRoPE: the long factors once the session's context exceeds the original.
     let rope_factors = match (&model.rope_factors, &model.rope_factors_long) {
         (Some(_), Some(long)) if n_ctx > cfg.n_ctx_orig => Some(long),
@@ -877,40 +875,55 @@ fn build_layers(
 
         // Feed-forward block.
         norm_rows(&mut g, &b.x, &layer.ffn_norm, &b.h);
-        push_matmul(
-            &mut g,
-            model,
-            &layer.ffn_gate,
-            &b.h,
-            &b.gate,
-            e,
-            ff,
-            false,
-            batched,
-            "gate",
-        )?;
-        push_matmul(
-            &mut g,
-            model,
-            &layer.ffn_up,
-            &b.h,
-            &b.up,
-            e,
-            ff,
-            false,
-            batched,
-            "up",
-        )?;
-        g.push(
-            ctx,
-            &glu,
-            &[&b.gate, &b.up],
-            Params::Shared(
-                format!("glu:{ff}"),
-                Box::new(move |a: StepArgs| ops::ElementwiseParams::n(ff * a.n_tokens).bytes()),
-            ),
-            move |a| ops::glu_groups(ff * a.n_tokens),
-        );
+        // Gate and up: one stacked matrix into [gate | up] rows of b.gate, or two.
+        let ffn_x_stride = match &layer.ffn_in {
+            FfnInput::Stacked(m) => {
+                push_matmul(
+                    &mut g,
+                    model,
+                    m,
+                    &b.h,
+                    &b.gate,
+                    e,
+                    2 * ff,
+                    false,
+                    batched,
+                    "gate_up",
+                )?;
+                g.push(
+                    ctx,
+                    &glu_pair,
+                    &[&b.gate],
+                    Params::Shared(
+                        format!("glu_pair:{ff}"),
+                        Box::new(move |a: StepArgs| {
+                            ops::ElementwiseParams::bias(ff * a.n_tokens, ff).bytes()
+                        }),
+                    ),
+                    move |a| ops::glu_groups(ff * a.n_tokens),
+                );
+                2 * ff
+            }
+            FfnInput::Separate { gate, up } => {
+                push_matmul(
+                    &mut g, model, gate, &b.h, &b.gate, e, ff, false, batched, "gate",
+                )?;
+                push_matmul(&mut g, model, up, &b.h, &b.up, e, ff, false, batched, "up")?;
+                g.push(
+                    ctx,
+                    &glu,
+                    &[&b.gate, &b.up],
+                    Params::Shared(
+                        format!("glu:{ff}"),
+                        Box::new(move |a: StepArgs| {
+                            ops::ElementwiseParams::n(ff * a.n_tokens).bytes()
+                        }),
+                    ),
+                    move |a| ops::glu_groups(ff * a.n_tokens),
+                );
+                ff
+            }
+        };
         if let Some(post) = &layer.ffn_post_norm {
             push_matmul(
                 &mut g,
@@ -918,7 +931,7 @@ fn build_layers(
                 &layer.ffn_down,
                 &b.gate,
                 &b.h,
-                ff,
+                ffn_x_stride,
                 e,
                 false,
                 batched,
@@ -932,7 +945,7 @@ fn build_layers(
                 &layer.ffn_down,
                 &b.gate,
                 &b.x,
-                ff,
+                ffn_x_stride,
                 e,
                 true,
                 batched,

@@ -73,9 +73,11 @@ fn write(dir: &Path, i: usize, bytes: &[u8]) -> PathBuf {
     p
 }
 
-/// The child's peak virtual size on the tiny valid model.
-fn baseline() -> u64 {
-    let dir = scratch("baseline");
+/// The child's peak virtual size on the tiny valid model. Each caller (`name`) writes
+/// its own copy: tests run in parallel, and rewriting a shared file truncates it under
+/// another test's child.
+fn baseline(name: &str) -> u64 {
+    let dir = scratch(&format!("baseline-{name}"));
     let p = write(&dir, 0, &hostile::tiny_llama().bytes());
     let run = run_child(&[p], None).unwrap();
     assert_eq!(run.lines[0], Ok(()), "the tiny model must load");
@@ -108,7 +110,7 @@ fn prefix_answer(bytes: &[u8]) -> Result<(), GgufError> {
 
 /// Run `cases` in one child under the limit of the smallest file, and check each error.
 fn check_cases(name: &str, cases: &[Case]) {
-    let base = baseline();
+    let base = baseline(name);
     let dir = scratch(name);
     let files: Vec<PathBuf> = cases
         .iter()
@@ -203,7 +205,7 @@ fn broken_files() {
 /// in its own child with the limit for its own size.
 #[test]
 fn memory_amplifiers() {
-    let base = baseline();
+    let base = baseline("amplifiers");
     let dir = scratch("amplifiers");
     let mut failures = Vec::new();
     for (i, (name, make, expect)) in hostile::amplifiers().into_iter().enumerate() {

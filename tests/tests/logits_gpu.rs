@@ -3,7 +3,7 @@
 //! the browser/phone floor (WebGPU default limits, no shader-f16).
 
 use std::sync::Arc;
-use wisp::engine::{FfnInput, GpuModel, GpuSession};
+use wisp::engine::{AttnInput, FfnInput, GpuModel, GpuSession};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext, MatLayout};
@@ -59,6 +59,17 @@ fn check(key: &str, opts: DeviceOptions, layout: Option<MatLayout>) {
             .all(|l| matches!(l.ffn_in, FfnInput::Stacked(_))),
         "{key}: gate/up not stacked"
     );
+    // Q/K/V stack where all three share a type: every layer of SmolLM2; half of Gemma 3's
+    // and Qwen2.5's, whose V alternates Q8_0 and Q5_0 (so both paths run in one model).
+    let stacked = (model.layers.iter())
+        .filter(|l| matches!(l.qkv, AttnInput::Stacked(_)))
+        .count();
+    let expected = if key == "smollm2" {
+        model.layers.len()
+    } else {
+        model.layers.len() / 2
+    };
+    assert_eq!(stacked, expected, "{key}: layers with Q/K/V stacked");
     let cpu = Arc::new(CpuModel::load(Arc::clone(&file)).expect("cpu model"));
     let n_vocab = model.config.n_vocab;
     let mut agreement = Agreement::default();

@@ -1039,3 +1039,53 @@ fn kv_store_kv_matches_kv_store() {
         }
     }
 }
+
+/// A stacked Q/K/V mat-vec's rows handed out to Q, K and V, with and without biases.
+#[test]
+fn split_qkv_hands_out_rows_and_adds_biases() {
+    let mut rng = Rng(24);
+    for d in devices() {
+        for bias in [false, true] {
+            let k = d.kernel("split_qkv", ops::split_qkv(&d.v, bias));
+            for &(qd, kd, vd, nt) in &[(896u32, 128u32, 128u32, 3u32), (1024, 256, 256, 1)] {
+                let w = qd + kd + vd;
+                let src = rng.vec((w * nt) as usize, 2.0);
+                let b = rng.vec(w as usize, 1.0);
+                let (qb, kb, vb) = (
+                    d.buf(&vec![0.0; (qd * nt) as usize]),
+                    d.buf(&vec![0.0; (kd * nt) as usize]),
+                    d.buf(&vec![0.0; (vd * nt) as usize]),
+                );
+                let p = ops::SplitParams {
+                    n_tokens: nt,
+                    qd,
+                    kd,
+                    vd,
+                };
+                let (sb, bb, pb) = (d.buf(&src), d.buf(&b), d.uniform(&p.bytes()));
+                let mut bufs = vec![&sb, &qb, &kb, &vb];
+                if bias {
+                    bufs.push(&bb);
+                }
+                bufs.push(&pb);
+                d.run(&k, &bufs, ops::split_qkv_groups(w, nt));
+                let mut want = [vec![], vec![], vec![]];
+                for t in 0..nt as usize {
+                    for c in 0..w as usize {
+                        let x = src[t * w as usize + c] + if bias { b[c] } else { 0.0 };
+                        let part = (c >= qd as usize) as usize + (c >= (qd + kd) as usize) as usize;
+                        want[part].push(x);
+                    }
+                }
+                for (got, want, name) in [
+                    (&qb, &want[0], "q"),
+                    (&kb, &want[1], "k"),
+                    (&vb, &want[2], "v"),
+                ] {
+                    let what = format!("{} split_qkv {name} bias={bias}", d.name);
+                    check(&d.read(got), want, 0.0, 0.0, &what);
+                }
+            }
+        }
+    }
+}

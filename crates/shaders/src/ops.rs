@@ -23,6 +23,7 @@ const NORM: &str = include_str!("../wgsl/norm.wgsl");
 const ROPE: &str = include_str!("../wgsl/rope.wgsl");
 const KV: &str = include_str!("../wgsl/kv.wgsl");
 const ATTENTION: &str = include_str!("../wgsl/attention.wgsl");
+const SPLIT: &str = include_str!("../wgsl/split.wgsl");
 const ATTENTION_ROWS_SRC: &str = include_str!("../wgsl/attention_rows.wgsl");
 const ATTENTION_SHARED: &str = include_str!("../wgsl/attention_shared.wgsl");
 const ELEMENTWISE: &str = include_str!("../wgsl/elementwise.wgsl");
@@ -531,6 +532,33 @@ pub fn glu_pair(_v: &OpsVariant, act: &str) -> String {
         "silu" => build_f32(ELEMENTWISE, &["GLU_SILU", "PAIR", "ONE_BUFFER"]),
         "gelu" => build_f32(ELEMENTWISE, &["GLU_GELU", "PAIR", "ONE_BUFFER"]),
         other => panic!("unknown activation {other:?} (silu, gelu)"),
+    }
+}
+
+/// A stacked Q/K/V mat-vec's rows `[q | k | v]` into the Q, K and V buffers (and their
+/// biases added, `bias`): bindings 0 `src` (read), 1 `q`, 2 `k`, 3 `v` (read_write),
+/// (`bias`: 4 `[bq | bk | bv]`), then params ([`SplitParams`]).
+pub fn split_qkv(_v: &OpsVariant, bias: bool) -> String {
+    build_f32(SPLIT, if bias { &["BIAS"] } else { &[] })
+}
+
+pub fn split_qkv_groups(width: u32, n_tokens: u32) -> (u32, u32, u32) {
+    elementwise_groups(width * n_tokens)
+}
+
+/// Params of [`split_qkv`] (16 bytes: `n`, `width`, `qd`, `kd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitParams {
+    pub n_tokens: u32,
+    pub qd: u32,
+    pub kd: u32,
+    pub vd: u32,
+}
+
+impl SplitParams {
+    pub fn bytes(&self) -> Vec<u8> {
+        let width = self.qd + self.kd + self.vd;
+        words(&[width * self.n_tokens, width, self.qd, self.kd])
     }
 }
 

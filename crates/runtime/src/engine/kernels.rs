@@ -209,6 +209,8 @@ impl Kernels {
             "top_k_merge" => wisp_shaders::ops::top_k_merge(&v),
             "glu_silu" => wisp_shaders::ops::glu(&v, "silu"),
             "glu_gelu" => wisp_shaders::ops::glu(&v, "gelu"),
+            "split_qkv" => wisp_shaders::ops::split_qkv(&v, false),
+            "split_qkv_bias" => wisp_shaders::ops::split_qkv(&v, true),
             "glu_pair_silu" => wisp_shaders::ops::glu_pair(&v, "silu"),
             "glu_pair_gelu" => wisp_shaders::ops::glu_pair(&v, "gelu"),
             "add" => wisp_shaders::ops::add(&v),

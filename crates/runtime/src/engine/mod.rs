@@ -15,7 +15,7 @@ pub mod session;
 pub mod source;
 
 pub use generate::{generate_async, Hooks, Timings};
-pub use model::{FfnInput, GpuModel, ModelUpload, UploadBytes};
+pub use model::{AttnInput, FfnInput, GpuModel, ModelUpload, UploadBytes};
 pub use plan::MemoryPlan;
 pub use session::{Counters, GpuSession};
 pub use source::{ByteSource, LoadControl, SliceSource};

@@ -71,12 +71,14 @@ pub type GpuVector = wgpu::Buffer;
 
 pub struct GpuLayer {
     pub attn_norm: GpuVector,
-    pub wq: GpuMatrix,
-    pub wk: GpuMatrix,
-    pub wv: GpuMatrix,
+    pub qkv: AttnInput,
+    /// Biases of Q, K and V apart (with [`AttnInput::Separate`]).
     pub bq: Option<GpuVector>,
     pub bk: Option<GpuVector>,
     pub bv: Option<GpuVector>,
+    /// The same as one vector `[bq | bk | bv]` (absent ones zero), with
+    /// [`AttnInput::Stacked`].
+    pub bqkv: Option<GpuVector>,
     pub wo: GpuMatrix,
     pub q_norm: Option<GpuVector>,
     pub k_norm: Option<GpuVector>,
@@ -104,15 +106,95 @@ impl FfnInput {
     }
 }
 
-/// Gate and up tensors uploaded into one staging buffer (gate first), then one matrix.
+/// The attention block's input matrices: Q, K and V apart, or stacked into one matrix
+/// (rows `[q | k | v]`) so one dispatch computes all three (then one split pass hands
+/// them out, adding the biases). Stacked when all three have the same type and columns and
+/// together fit one weight chunk.
+pub enum AttnInput {
+    Separate {
+        wq: GpuMatrix,
+        wk: GpuMatrix,
+        wv: GpuMatrix,
+    },
+    Stacked(GpuMatrix),
+}
+
+impl AttnInput {
+    pub fn matrices(&self) -> Vec<&GpuMatrix> {
+        match self {
+            AttnInput::Separate { wq, wk, wv } => vec![wq, wk, wv],
+            AttnInput::Stacked(m) => vec![m],
+        }
+    }
+}
+
+/// Tensors uploaded into one staging buffer, back to back, then one matrix.
 struct Stack {
-    gate: String,
-    gate_bytes: u64,
-    /// Bytes of gate and up together.
+    /// The stacked matrix's name.
+    name: String,
+    /// Its tensors in order, with the byte each starts at.
+    parts: Vec<(String, u64)>,
+    /// Bytes of all of them.
     bytes: u64,
     buffer: Option<wgpu::Buffer>,
-    /// Tensors of the two complete.
-    done: u8,
+    /// Parts complete.
+    done: usize,
+}
+
+impl Stack {
+    /// A stack of `parts` if they can share one matrix: same type and columns, each
+    /// starting at a 4-byte multiple (as `write_buffer` needs), within one chunk.
+    fn of(name: String, parts: &[&TensorInfo], max_chunk: u64) -> Option<Stack> {
+        let first = parts.first()?;
+        let mut at = 0;
+        let mut offsets = Vec::new();
+        for t in parts {
+            let fits = t.ggml_type == first.ggml_type
+                && t.dims.len() >= 2
+                && t.dims[0] == first.dims[0]
+                && t.n_rows() > 1
+                && at % 4 == 0;
+            if !fits {
+                return None;
+            }
+            offsets.push((t.name.clone(), at));
+            at += t.n_bytes;
+        }
+        (at <= max_chunk).then_some(Stack {
+            name,
+            parts: offsets,
+            bytes: at,
+            buffer: None,
+            done: 0,
+        })
+    }
+}
+
+/// `[bq | bk | bv]` as one vector (absent ones zero; None when all are), copied on the GPU.
+fn concat_biases(
+    ctx: &GpuContext,
+    biases: [&Option<GpuVector>; 3],
+    widths: [u64; 3],
+) -> Option<GpuVector> {
+    if biases.iter().all(|b| b.is_none()) {
+        return None;
+    }
+    let out = ctx.storage("bqkv", 4 * widths.iter().sum::<u64>());
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    let mut at = 0;
+    for (b, w) in biases.into_iter().zip(widths) {
+        if let Some(b) = b {
+            enc.copy_buffer_to_buffer(b, 0, &out, 4 * at, 4 * w);
+        }
+        at += w;
+    }
+    ctx.queue.submit([enc.finish()]);
+    Some(out)
+}
+
+/// The name of a layer's stacked Q/K/V matrix (never a tensor name: it has a '+').
+fn stacked_qkv_name(wq: &str) -> String {
+    format!("{wq}+kv")
 }
 
 /// Remove the uploaded matrix of tensor `t`.
@@ -338,28 +420,28 @@ impl ModelUpload {
         needed.sort_by_key(|t| t.offset);
         let order: Vec<TensorInfo> = needed.into_iter().cloned().collect();
         let total: u64 = order.iter().map(|t| t.n_bytes).sum();
-        // Gate and up stacked where they match and fit one chunk (the up half starts at a
-        // 4-byte multiple, as `write_buffer` needs).
+        // Gate and up, and Q, K and V, stacked where they match and fit one chunk.
         let mut stacks = Vec::new();
         let mut stack_of = HashMap::new();
+        let max_chunk = ctx.max_weight_chunk();
         for l in &tensors.layers {
-            let (g, u) = (&l.ffn_gate, &l.ffn_up);
-            if g.ggml_type == u.ggml_type
-                && g.dims == u.dims
-                && g.dims.len() >= 2
-                && g.n_rows() > 1
-                && g.n_bytes.is_multiple_of(4)
-                && g.n_bytes + u.n_bytes <= ctx.max_weight_chunk()
-            {
-                stack_of.insert(g.name.clone(), stacks.len());
-                stack_of.insert(u.name.clone(), stacks.len());
-                stacks.push(Stack {
-                    gate: g.name.clone(),
-                    gate_bytes: g.n_bytes,
-                    bytes: g.n_bytes + u.n_bytes,
-                    buffer: None,
-                    done: 0,
-                });
+            let candidates = [
+                Stack::of(
+                    stacked_name(&l.ffn_gate.name),
+                    &[&l.ffn_gate, &l.ffn_up],
+                    max_chunk,
+                ),
+                Stack::of(
+                    stacked_qkv_name(&l.wq.name),
+                    &[&l.wq, &l.wk, &l.wv],
+                    max_chunk,
+                ),
+            ];
+            for st in candidates.into_iter().flatten() {
+                for (name, _) in &st.parts {
+                    stack_of.insert(name.clone(), stacks.len());
+                }
+                stacks.push(st);
             }
         }
         let scope = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
@@ -476,9 +558,11 @@ impl ModelUpload {
             };
             let buffer = st
                 .buffer
-                .get_or_insert_with(|| ctx.storage(&st.gate, size))
+                .get_or_insert_with(|| ctx.storage(&st.name, size))
                 .clone();
-            let start = if t.name == st.gate { 0 } else { st.gate_bytes };
+            let start = (st.parts.iter())
+                .find(|(name, _)| *name == t.name)
+                .map_or(0, |&(_, at)| at);
             return Ok(Dest::Matrix {
                 chunks: vec![(buffer, start + t.n_bytes)],
                 row_bytes: t.n_bytes / t.n_rows(),
@@ -586,9 +670,9 @@ impl ModelUpload {
                 self.writer.finish(&self.ctx.queue, &chunks);
                 let st = &mut self.stacks[si];
                 st.done += 1;
-                if st.done == 2 {
-                    let name = stacked_name(&st.gate);
-                    let whole = st.buffer.take().expect("allocated with its first half");
+                if st.done == st.parts.len() {
+                    let name = st.name.clone();
+                    let whole = st.buffer.take().expect("allocated with its first part");
                     let chunks = vec![(whole, st.bytes)];
                     let m = self.matrix(&name, t.ggml_type, t.row_len(), row_bytes, chunks);
                     self.matrices.insert(name, m);
@@ -648,14 +732,28 @@ impl ModelUpload {
             let (bq, bk, bv) = (ov(&l.bq)?, ov(&l.bk)?, ov(&l.bv)?);
             let (q_norm, k_norm) = (ov(&l.q_norm)?, ov(&l.k_norm)?);
             let (attn_post_norm, ffn_post_norm) = (ov(&l.attn_post_norm)?, ov(&l.ffn_post_norm)?);
+            let (qkv, bqkv) = match matrices.remove(&stacked_qkv_name(&l.wq.name)) {
+                Some(m) => {
+                    let widths = [l.wq.n_rows(), l.wk.n_rows(), l.wv.n_rows()];
+                    let bqkv = concat_biases(&ctx, [&bq, &bk, &bv], widths);
+                    (AttnInput::Stacked(m), bqkv)
+                }
+                None => (
+                    AttnInput::Separate {
+                        wq: take_matrix(matrices, &l.wq)?,
+                        wk: take_matrix(matrices, &l.wk)?,
+                        wv: take_matrix(matrices, &l.wv)?,
+                    },
+                    None,
+                ),
+            };
             layers.push(GpuLayer {
                 attn_norm,
-                wq: take_matrix(matrices, &l.wq)?,
-                wk: take_matrix(matrices, &l.wk)?,
-                wv: take_matrix(matrices, &l.wv)?,
+                qkv,
                 bq,
                 bk,
                 bv,
+                bqkv,
                 wo: take_matrix(matrices, &l.wo)?,
                 q_norm,
                 k_norm,

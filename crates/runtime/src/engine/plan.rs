@@ -94,7 +94,8 @@ impl MemoryPlan {
             .max(n_ctx as u64 * cfg.k_dim().max(cfg.v_dim()) as u64 * kv_element_bytes);
         let b = MAX_BATCH as u64;
         let widths = [
-            cfg.n_embd * 2, // x, h
+            cfg.n_embd * 2,                          // x, h
+            cfg.q_dim() + cfg.k_dim() + cfg.v_dim(), // stacked [q | k | v]
             cfg.q_dim(),
             cfg.k_dim(),
             cfg.v_dim(),

@@ -54,8 +54,9 @@ impl WeightBytes {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_down]
+                [&l.wo, &l.ffn_down]
                     .into_iter()
+                    .chain(l.qkv.matrices())
                     .chain(l.ffn_in.matrices())
                     .map(matrix_bytes)
                     .sum::<u64>()

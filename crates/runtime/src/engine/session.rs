@@ -7,7 +7,7 @@
 
 use super::graph::{Graph, Params, StepArgs};
 use super::kernels::{fields, mat_params, Field};
-use super::model::{FfnInput, GpuMatrix, GpuModel};
+use super::model::{AttnInput, FfnInput, GpuMatrix, GpuModel};
 use super::plan::{logits_rows, MAX_BATCH};
 use super::profile::WeightBytes;
 #[cfg(feature = "native")]
@@ -38,6 +38,8 @@ pub const TOP_K_CANDIDATES: usize = 64;
 struct Buffers {
     x: wgpu::Buffer,
     h: wgpu::Buffer,
+    /// Rows [q | k | v] of a stacked Q/K/V mat-vec.
+    qkv: wgpu::Buffer,
     q: wgpu::Buffer,
     k: wgpu::Buffer,
     v: wgpu::Buffer,
@@ -96,9 +98,12 @@ impl GpuSession {
         let logits_rows = logits_rows(cfg.n_vocab, ctx.max_binding());
         let stacked = (model.layers.iter()).any(|l| matches!(l.ffn_in, FfnInput::Stacked(_)));
         let separate = (model.layers.iter()).any(|l| matches!(l.ffn_in, FfnInput::Separate { .. }));
+        let qkv_stacked = (model.layers.iter()).any(|l| matches!(l.qkv, AttnInput::Stacked(_)));
+        let qkv_width = cfg.q_dim() + cfg.k_dim() + cfg.v_dim();
         let bufs = Buffers {
             x: ctx.storage("x", f32s(b * cfg.n_embd)),
             h: ctx.storage("h", f32s(b * cfg.n_embd)),
+            qkv: ctx.storage("qkv", f32s(if qkv_stacked { b * qkv_width } else { 1 })),
             q: ctx.storage("q", f32s(b * cfg.q_dim())),
             k: ctx.storage("k", f32s(b * cfg.k_dim())),
             v: ctx.storage("v", f32s(b * cfg.v_dim())),
@@ -660,6 +665,8 @@ fn build_layers(
     let attention_combine = k.op(ctx, "attention_combine")?;
     let attention_rows = k.attention_rows(ctx, cfg.head_dim_k as u32, cfg.head_dim_v as u32)?;
     let add_bias = k.op(ctx, "add_bias")?;
+    let split = k.op(ctx, "split_qkv")?;
+    let split_bias = k.op(ctx, "split_qkv_bias")?;
     let act = if cfg.arch.gelu_ffn() { "gelu" } else { "silu" };
     let glu = k.op(ctx, &format!("glu_{act}"))?;
     let glu_pair = k.op(ctx, &format!("glu_pair_{act}"))?;
@@ -715,33 +722,60 @@ fn build_layers(
     for (il, layer) in model.layers.iter().enumerate() {
         // Attention block.
         norm_rows(&mut g, &b.x, &layer.attn_norm, &b.h);
-        push_matmul(
-            &mut g, model, &layer.wq, &b.h, &b.q, e, qd, false, batched, "q",
-        )?;
-        push_matmul(
-            &mut g, model, &layer.wk, &b.h, &b.k, e, kd, false, batched, "k",
-        )?;
-        push_matmul(
-            &mut g, model, &layer.wv, &b.h, &b.v, e, vd, false, batched, "v",
-        )?;
-        for (bias, buf, width) in [
-            (&layer.bq, &b.q, qd),
-            (&layer.bk, &b.k, kd),
-            (&layer.bv, &b.v, vd),
-        ] {
-            if let Some(bias) = bias {
+        match &layer.qkv {
+            // One mat-vec into [q | k | v] rows, then one pass hands them out (+ biases).
+            AttnInput::Stacked(m) => {
+                let width = qd + kd + vd;
+                push_matmul(
+                    &mut g, model, m, &b.h, &b.qkv, e, width, false, batched, "qkv",
+                )?;
+                let (kernel, bufs) = match &layer.bqkv {
+                    Some(bias) => (&split_bias, vec![&b.qkv, &b.q, &b.k, &b.v, bias]),
+                    None => (&split, vec![&b.qkv, &b.q, &b.k, &b.v]),
+                };
                 g.push(
                     ctx,
-                    &add_bias,
-                    &[buf, bias],
+                    kernel,
+                    &bufs,
                     Params::Shared(
-                        format!("bias:{width}"),
+                        "split_qkv".into(),
                         Box::new(move |a: StepArgs| {
-                            ops::ElementwiseParams::bias(width * a.n_tokens, width).bytes()
+                            ops::SplitParams {
+                                n_tokens: a.n_tokens,
+                                qd,
+                                kd,
+                                vd,
+                            }
+                            .bytes()
                         }),
                     ),
-                    move |a| ops::add_bias_groups(width * a.n_tokens),
+                    move |a| ops::split_qkv_groups(width, a.n_tokens),
                 );
+            }
+            AttnInput::Separate { wq, wk, wv } => {
+                push_matmul(&mut g, model, wq, &b.h, &b.q, e, qd, false, batched, "q")?;
+                push_matmul(&mut g, model, wk, &b.h, &b.k, e, kd, false, batched, "k")?;
+                push_matmul(&mut g, model, wv, &b.h, &b.v, e, vd, false, batched, "v")?;
+                for (bias, buf, width) in [
+                    (&layer.bq, &b.q, qd),
+                    (&layer.bk, &b.k, kd),
+                    (&layer.bv, &b.v, vd),
+                ] {
+                    if let Some(bias) = bias {
+                        g.push(
+                            ctx,
+                            &add_bias,
+                            &[buf, bias],
+                            Params::Shared(
+                                format!("bias:{width}"),
+                                Box::new(move |a: StepArgs| {
+                                    ops::ElementwiseParams::bias(width * a.n_tokens, width).bytes()
+                                }),
+                            ),
+                            move |a| ops::add_bias_groups(width * a.n_tokens),
+                        );
+                    }
+                }
             }
         }
         // Per-head Q/K norms: both in one dispatch (architectures have both or neither).

@@ -1,6 +1,8 @@
 //! A model on the GPU: weights uploaded once, still quantized, in GGUF block layout,
 //! each matrix split into row chunks that fit one storage binding; small vectors (norms,
-//! biases) as f32. Shared (`Arc`) by any number of sessions.
+//! biases) as f32. Shared (`Arc`) by any number of sessions. Matrices that read the same
+//! input and share a type (a layer's gate and up; its Q, K and V) are stacked into one
+//! matrix as they arrive, so one dispatch computes them ([`FfnInput`], [`AttnInput`]).
 //!
 //! Why GGUF block layout rather than a repacked one: the kernels read blocks as u32
 //! words and dequantize in registers, so the upload is a straight copy of the file's

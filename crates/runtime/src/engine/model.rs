@@ -427,12 +427,15 @@ impl ModelUpload {
         let mut stack_of = HashMap::new();
         let max_chunk = ctx.max_weight_chunk();
         for l in &tensors.layers {
+            // The paired GLU needs gate and up of one shape.
+            let ffn_pair = l.ffn_gate.dims == l.ffn_up.dims;
             let candidates = [
                 Stack::of(
                     stacked_name(&l.ffn_gate.name),
                     &[&l.ffn_gate, &l.ffn_up],
                     max_chunk,
-                ),
+                )
+                .filter(|_| ffn_pair),
                 Stack::of(
                     stacked_qkv_name(&l.wq.name),
                     &[&l.wq, &l.wk, &l.wv],

@@ -236,7 +236,7 @@ pub struct GpuModel {
 
 /// Where the bytes of one tensor go during the upload.
 enum Dest {
-    /// Chunks as (buffer, bytes); `stack`: the tensor is half of `stacks[i]`, whose one
+    /// Chunks as (buffer, bytes); `stack`: the tensor is one part of `stacks[i]`, whose one
     /// buffer it fills from byte `start`.
     Matrix {
         chunks: Vec<(wgpu::Buffer, u64)>,

@@ -12,7 +12,7 @@ use super::plan::{logits_rows, MAX_BATCH};
 use super::profile::WeightBytes;
 #[cfg(feature = "native")]
 use crate::generate::Forward;
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Kernel};
 use crate::model::Logits;
 use crate::sampling::Sampler;
 use crate::Error;
@@ -656,20 +656,14 @@ fn build_layers(
         );
     }
 
+    // Kernels every layer runs; those of one path only (stacked or separate matrices, post
+    // norms, Q/K norms, biases) are taken where used, so a model compiles just its own.
     let rms = k.op(ctx, "rms_norm")?;
-    let rms_add = k.op(ctx, "rms_norm_add")?;
-    let rms_inplace = k.op(ctx, "rms_norm_inplace")?;
-    let rms_inplace_qk = k.op(ctx, "rms_norm_inplace_qk")?;
     let kv_store = k.op(ctx, "kv_store_kv")?;
     let attention = k.op(ctx, "attention")?;
     let attention_combine = k.op(ctx, "attention_combine")?;
     let attention_rows = k.attention_rows(ctx, cfg.head_dim_k as u32, cfg.head_dim_v as u32)?;
-    let add_bias = k.op(ctx, "add_bias")?;
-    let split = k.op(ctx, "split_qkv")?;
-    let split_bias = k.op(ctx, "split_qkv_bias")?;
     let act = if cfg.arch.gelu_ffn() { "gelu" } else { "silu" };
-    let glu = k.op(ctx, &format!("glu_{act}"))?;
-    let glu_pair = k.op(ctx, &format!("glu_pair_{act}"))?;
     // Phi-3 LongRoPE: the long factors once the session's context exceeds the original.
     let rope_factors = match (&model.rope_factors, &model.rope_factors_long) {
         (Some(_), Some(long)) if n_ctx > cfg.n_ctx_orig => Some(long),
@@ -681,23 +675,16 @@ fn build_layers(
         None => k.op(ctx, "rope_qk")?,
     };
 
-    let norm_rows = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
+    // Row norms of the residual: `rms` writes out = norm(x) * w; `rms_norm_add`, a post-norm
+    // and its residual add in one pass, out += norm(x) * w.
+    let norm = |g: &mut Graph,
+                kernel: &Arc<Kernel>,
+                x: &wgpu::Buffer,
+                w: &wgpu::Buffer,
+                out: &wgpu::Buffer| {
         g.push(
             ctx,
-            &rms,
-            &[x, w, out],
-            Params::Shared(
-                format!("rms:{e}"),
-                Box::new(move |a: StepArgs| ops::RmsNormParams::rows(e, a.n_tokens, eps).bytes()),
-            ),
-            move |a| ops::rms_norm_groups(a.n_tokens),
-        );
-    };
-    // out += norm(x) * w: a post-norm and its residual add in one pass.
-    let norm_add = |g: &mut Graph, x: &wgpu::Buffer, w: &wgpu::Buffer, out: &wgpu::Buffer| {
-        g.push(
-            ctx,
-            &rms_add,
+            kernel,
             &[x, w, out],
             Params::Shared(
                 format!("rms:{e}"),
@@ -721,7 +708,7 @@ fn build_layers(
 
     for (il, layer) in model.layers.iter().enumerate() {
         // Attention block.
-        norm_rows(&mut g, &b.x, &layer.attn_norm, &b.h);
+        norm(&mut g, &rms, &b.x, &layer.attn_norm, &b.h);
         match &layer.qkv {
             // One mat-vec into [q | k | v] rows, then one pass hands them out (+ biases).
             AttnInput::Stacked(m) => {
@@ -730,12 +717,15 @@ fn build_layers(
                     &mut g, model, m, &b.h, &b.qkv, e, width, false, batched, "qkv",
                 )?;
                 let (kernel, bufs) = match &layer.bqkv {
-                    Some(bias) => (&split_bias, vec![&b.qkv, &b.q, &b.k, &b.v, bias]),
-                    None => (&split, vec![&b.qkv, &b.q, &b.k, &b.v]),
+                    Some(bias) => (
+                        k.op(ctx, "split_qkv_bias")?,
+                        vec![&b.qkv, &b.q, &b.k, &b.v, bias],
+                    ),
+                    None => (k.op(ctx, "split_qkv")?, vec![&b.qkv, &b.q, &b.k, &b.v]),
                 };
                 g.push(
                     ctx,
-                    kernel,
+                    &kernel,
                     &bufs,
                     Params::Shared(
                         "split_qkv".into(),
@@ -764,7 +754,7 @@ fn build_layers(
                     if let Some(bias) = bias {
                         g.push(
                             ctx,
-                            &add_bias,
+                            &k.op(ctx, "add_bias")?,
                             &[buf, bias],
                             Params::Shared(
                                 format!("bias:{width}"),
@@ -782,7 +772,7 @@ fn build_layers(
         match (&layer.q_norm, &layer.k_norm) {
             (Some(qn), Some(kn)) => g.push(
                 ctx,
-                &rms_inplace_qk,
+                &k.op(ctx, "rms_norm_inplace_qk")?,
                 &[&b.q, qn, &b.k, kn],
                 Params::Shared(
                     "rms_inplace_qk".into(),
@@ -798,7 +788,7 @@ fn build_layers(
                     if let Some(norm) = norm {
                         g.push(
                             ctx,
-                            &rms_inplace,
+                            &k.op(ctx, "rms_norm_inplace")?,
                             &[buf, norm],
                             Params::Shared(
                                 format!("rms_inplace:{heads}"),
@@ -900,7 +890,7 @@ fn build_layers(
             push_matmul(
                 &mut g, model, &layer.wo, &b.attn, &b.h, attn_width, e, false, batched, "o",
             )?;
-            norm_add(&mut g, &b.h, post, &b.x);
+            norm(&mut g, &k.op(ctx, "rms_norm_add")?, &b.h, post, &b.x);
         } else {
             push_matmul(
                 &mut g, model, &layer.wo, &b.attn, &b.x, attn_width, e, true, batched, "o",
@@ -908,7 +898,7 @@ fn build_layers(
         }
 
         // Feed-forward block.
-        norm_rows(&mut g, &b.x, &layer.ffn_norm, &b.h);
+        norm(&mut g, &rms, &b.x, &layer.ffn_norm, &b.h);
         // Gate and up: one stacked matrix into [gate | up] rows of b.gate, or two.
         let ffn_x_stride = match &layer.ffn_in {
             FfnInput::Stacked(m) => {
@@ -926,7 +916,7 @@ fn build_layers(
                 )?;
                 g.push(
                     ctx,
-                    &glu_pair,
+                    &k.op(ctx, &format!("glu_pair_{act}"))?,
                     &[&b.gate],
                     Params::Shared(
                         format!("glu_pair:{ff}"),
@@ -945,7 +935,7 @@ fn build_layers(
                 push_matmul(&mut g, model, up, &b.h, &b.up, e, ff, false, batched, "up")?;
                 g.push(
                     ctx,
-                    &glu,
+                    &k.op(ctx, &format!("glu_{act}"))?,
                     &[&b.gate, &b.up],
                     Params::Shared(
                         format!("glu:{ff}"),
@@ -971,7 +961,7 @@ fn build_layers(
                 batched,
                 "down",
             )?;
-            norm_add(&mut g, &b.h, post, &b.x);
+            norm(&mut g, &k.op(ctx, "rms_norm_add")?, &b.h, post, &b.x);
         } else {
             push_matmul(
                 &mut g,

@@ -501,7 +501,15 @@ mod native {
         let buf_size = (ctx.max_binding().min(128 << 20)) / align * align;
         let pool_bytes: u64 = if opts.quick { 16 << 20 } else { 256 << 20 };
         let chunk = bench_bytes(4 << 20, 11);
-        let pool: Vec<wgpu::Buffer> = (0..pool_bytes.div_ceil(buf_size).max(1))
+        // Weights: buffers filled once and sliced per shape, or (texture weights) textures
+        // made per shape from one staging copy; the buffer pool is not needed then.
+        let textures = ctx.caps.weights_in_textures();
+        let n_pool = if textures {
+            0
+        } else {
+            pool_bytes.div_ceil(buf_size).max(1)
+        };
+        let pool: Vec<wgpu::Buffer> = (0..n_pool)
             .map(|_| {
                 let b = ctx.storage("bench weights", buf_size);
                 fill(ctx, &b, &chunk);
@@ -527,15 +535,14 @@ mod native {
                 let bytes = rows * row;
                 let stride = bytes.div_ceil(align) * align;
                 let per_buf = (buf_size / stride).max(1);
-                let mut slots = Vec::new();
-                if ctx.caps.weights_in_textures() {
-                    // As many textures as the pool's bytes allow (up to 64), each filled
-                    // from one staging copy of the pool's pattern.
+                // As many textures as the pool's bytes allow (up to 64), each filled from one
+                // staging copy of the pool's pattern.
+                let views: Vec<wgpu::TextureView> = if textures {
                     let n = (pool_bytes / bytes).clamp(1, 64);
                     let staging = ctx.storage("bench staging", padded_weights_len(bytes));
                     fill(ctx, &staging, &chunk);
                     let mut enc = ctx.device.create_command_encoder(&Default::default());
-                    let views: Vec<wgpu::TextureView> = (0..n)
+                    let views = (0..n)
                         .map(|_| {
                             let t = ctx.weights_texture("bench weights", bytes);
                             ctx.copy_to_weights(&mut enc, &staging, &t);
@@ -543,43 +550,28 @@ mod native {
                         })
                         .collect();
                     ctx.queue.submit([enc.finish()]);
-                    for v in &views {
-                        slots.push(weight_dispatch(
-                            ctx,
-                            &kernels,
-                            kind,
-                            ty,
-                            rows,
-                            cols,
-                            n_tokens,
-                            wgpu::BindingResource::TextureView(v),
-                            &x,
-                            &y,
-                        )?);
-                    }
+                    views
+                } else {
+                    Vec::new()
+                };
+                let dispatch =
+                    |w| weight_dispatch(ctx, &kernels, kind, ty, rows, cols, n_tokens, w, &x, &y);
+                let mut slots = Vec::new();
+                for v in &views {
+                    slots.push(dispatch(wgpu::BindingResource::TextureView(v))?);
                 }
-                let buffers = if slots.is_empty() { &pool[..] } else { &[] };
-                'fill: for b in buffers {
+                'fill: for b in &pool {
                     for i in 0..per_buf {
                         if slots.len() >= 64 {
                             break 'fill;
                         }
-                        slots.push(weight_dispatch(
-                            ctx,
-                            &kernels,
-                            kind,
-                            ty,
-                            rows,
-                            cols,
-                            n_tokens,
-                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        slots.push(dispatch(wgpu::BindingResource::Buffer(
+                            wgpu::BufferBinding {
                                 buffer: b,
                                 offset: i * stride,
                                 size: wgpu::BufferSize::new(bytes),
-                            }),
-                            &x,
-                            &y,
-                        )?);
+                            },
+                        ))?);
                     }
                 }
                 let seconds = timer.measure(target_s, samples, &mut |pass, r| {

@@ -830,16 +830,22 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A GGUF file on disk: its parsed header and its bytes, memory-mapped.
-#[cfg(feature = "native")]
+/// A whole GGUF file: its parsed header and its bytes, memory-mapped from disk
+/// (natively) or held in memory (the CPU engine in the browser, where nothing maps).
 pub struct GgufFile {
     pub header: GgufHeader,
-    map: memmap2::Mmap,
+    bytes: FileBytes,
 }
 
-#[cfg(feature = "native")]
+enum FileBytes {
+    #[cfg(feature = "native")]
+    Mapped(memmap2::Mmap),
+    Owned(Vec<u8>),
+}
+
 impl GgufFile {
     /// Open and memory-map `path`, then parse its header.
+    #[cfg(feature = "native")]
     pub fn open(path: &std::path::Path) -> Result<GgufFile, crate::Error> {
         let file = std::fs::File::open(path)
             .map_err(|e| crate::Error::Io(format!("cannot open {}: {e}", path.display())))?;
@@ -848,17 +854,33 @@ impl GgufFile {
         let map = unsafe { memmap2::Mmap::map(&file) }
             .map_err(|e| crate::Error::Io(format!("cannot map {}: {e}", path.display())))?;
         let header = GgufHeader::parse(&map, Some(map.len() as u64))?;
-        Ok(GgufFile { header, map })
+        Ok(GgufFile {
+            header,
+            bytes: FileBytes::Mapped(map),
+        })
+    }
+
+    /// A file already read into memory, whole.
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<GgufFile, crate::Error> {
+        let header = GgufHeader::parse(&bytes, Some(bytes.len() as u64))?;
+        Ok(GgufFile {
+            header,
+            bytes: FileBytes::Owned(bytes),
+        })
     }
 
     /// The whole file.
     pub fn bytes(&self) -> &[u8] {
-        &self.map
+        match &self.bytes {
+            #[cfg(feature = "native")]
+            FileBytes::Mapped(m) => m,
+            FileBytes::Owned(v) => v,
+        }
     }
 
     /// The raw (still quantized) bytes of one tensor.
     pub fn tensor_data(&self, t: &TensorInfo) -> &[u8] {
         // Bounds were checked against the file length when the header was parsed.
-        &self.map[t.offset as usize..(t.offset + t.n_bytes) as usize]
+        &self.bytes()[t.offset as usize..(t.offset + t.n_bytes) as usize]
     }
 }

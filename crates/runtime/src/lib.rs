@@ -8,6 +8,7 @@
 //! `default-features = false` the crate is CPU-only and builds without wgpu.
 
 pub mod chat;
+pub mod cpu;
 #[cfg(feature = "gpu")]
 pub mod engine;
 pub mod error;

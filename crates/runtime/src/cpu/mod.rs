@@ -1,0 +1,7 @@
+//! The CPU engine: quantized weights, integer SIMD dot products, threads.
+//!
+//! It sits beside the WGSL engine (`engine`) behind the same [`crate::generate::Forward`]
+//! interface and takes over where WebGPU is missing or is only a software adapter. The
+//! f32 oracle (`model::cpu`) stays the plain reference both engines are tested against.
+
+pub mod kernels;

@@ -12,7 +12,7 @@
 //!   device: how close decode is to being bound by reading its weights once.
 
 use crate::load::{self, Backend};
-use crate::{Device, LoadFlags, ModelArgs};
+use crate::{LoadFlags, ModelArgs};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -76,7 +76,7 @@ fn one_rep(loaded: &load::Loaded, prompt: &[u32], tg: usize) -> Result<Rep, Stri
         Backend::Gpu(m) => Session::Gpu(Box::new(
             GpuSession::new(Arc::clone(m), loaded.n_ctx).map_err(|e| e.to_string())?,
         )),
-        Backend::Cpu(_) => Session::Cpu(loaded.session()?),
+        Backend::Cpu(_) | Backend::Engine(_) => Session::Cpu(loaded.session()?),
     };
     let mut sampler = Sampler::new(SamplingParams::greedy()).map_err(|e| e.to_string())?;
     let c0 = session.counters();
@@ -114,8 +114,8 @@ pub fn model(
     if pp == 0 || reps == 0 {
         return Err("--pp and --reps must be at least 1".into());
     }
-    if profile && args.flags.device == Device::Cpu {
-        return Err("--profile times GPU kernels; drop --device cpu".into());
+    if profile && args.flags.device.on_cpu() {
+        return Err("--profile times GPU kernels; drop --device".into());
     }
     let started = Instant::now();
     let mut args = args.clone();
@@ -172,7 +172,23 @@ pub fn model(
             }
             (m.ctx.caps.adapter_name.clone(), m.plan.total_bytes, extra)
         }
-        Backend::Cpu(_) => ("cpu".to_string(), 0, json!({})),
+        Backend::Cpu(_) => ("oracle".to_string(), 0, json!({})),
+        Backend::Engine(m) => {
+            let bytes = m.weight_bytes_per_token() as f64;
+            let mut extra = json!({
+                "threads": m.threads(), "isa": m.isa().name(),
+                "weight_bytes_per_token": bytes,
+                "decode_weight_gb_s": bytes * tg_tok_s / 1e9,
+                "file_bytes": loaded.file.bytes().len(),
+                "kv_cache_bytes": m.kv_bytes(loaded.n_ctx),
+            });
+            // Resident memory: the mapped file pages touched, the KV cache, the rest.
+            if let Some((rss, peak)) = resident_bytes() {
+                extra["rss_bytes"] = json!(rss);
+                extra["peak_rss_bytes"] = json!(peak);
+            }
+            (format!("cpu ({}, {} threads)", m.isa().name(), m.threads()), 0, extra)
+        }
     };
     let kernel_times = match (&loaded.backend, profile) {
         (Backend::Gpu(m), true) => Some(profile_decode(m, loaded.n_ctx, &prompt)?),
@@ -293,8 +309,8 @@ pub fn kernels(
     types: Vec<String>,
     as_json: bool,
 ) -> Result<(), String> {
-    if flags.device == Device::Cpu {
-        return Err("--kernels measures the GPU; drop --device cpu".into());
+    if flags.device.on_cpu() {
+        return Err("--kernels measures the GPU; drop --device".into());
     }
     let mut opts = load::device_options(flags);
     opts.timestamps = true;
@@ -367,4 +383,15 @@ pub fn kernels(
          the FMA rate and arithmetic intensity × streaming read"
     );
     Ok(())
+}
+
+/// (VmRSS, VmHWM) of this process in bytes, where /proc says (Linux).
+fn resident_bytes() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
 }

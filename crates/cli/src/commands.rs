@@ -69,9 +69,15 @@ pub fn inspect(args: &ModelArgs, as_json: bool) -> Result<(), String> {
                     "rope_base": c.rope_base, "rope_base_swa": c.rope_base_swa, "sliding_window": c.sliding_window,
                 }),
                 match args.device {
-                    crate::Device::Cpu => {
-                        json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
+                    crate::Device::Oracle => {
+                        json!({"device": "oracle", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
                         "kv_cache_bytes": kv, "kv_cache_type": "f32", "total_bytes": weight_bytes + kv})
+                    }
+                    // The CPU engine reads the file in place and caches f16 keys and values.
+                    crate::Device::Cpu => {
+                        let kv = kv / 2;
+                        json!({"device": "cpu", "n_ctx": n_ctx, "weights_bytes": weight_bytes,
+                        "kv_cache_bytes": kv, "kv_cache_type": "f16", "total_bytes": weight_bytes + kv})
                     }
                     // Planned for the WebGPU default binding size (the floor every device meets).
                     crate::Device::Gpu => match MemoryPlan::new(h, c, n_ctx, true, 128 << 20) {

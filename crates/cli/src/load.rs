@@ -8,6 +8,7 @@ use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
 use wisp::model::cpu::{CpuModel, CpuSession};
 use wisp::model::ModelConfig;
 use wisp::tokenizer::Tokenizer;
@@ -138,7 +139,10 @@ pub fn tokenizer(file: &GgufFile) -> Result<Tokenizer, String> {
 
 /// The model, on the device the user chose.
 pub enum Backend {
+    /// The f32 oracle.
     Cpu(Arc<CpuModel>),
+    /// The CPU engine.
+    Engine(Arc<CpuEngine>),
     Gpu(Arc<GpuModel>),
 }
 
@@ -156,6 +160,9 @@ impl Loaded {
     pub fn session(&self) -> Result<Box<dyn Forward>, String> {
         Ok(match &self.backend {
             Backend::Cpu(m) => Box::new(CpuSession::new(Arc::clone(m), self.n_ctx)),
+            Backend::Engine(m) => Box::new(
+                CpuEngineSession::new(Arc::clone(m), self.n_ctx).map_err(|e| e.to_string())?,
+            ),
             Backend::Gpu(m) => {
                 Box::new(GpuSession::new(Arc::clone(m), self.n_ctx).map_err(|e| e.to_string())?)
             }
@@ -183,8 +190,22 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
         Some(n) => n,
         None => config.default_n_ctx(),
     };
+    if args.threads == Some(0) {
+        return Err("--threads must be at least 1".into());
+    }
     let backend = match args.device {
         Device::Cpu => {
+            progress("loading model");
+            let options = CpuOptions {
+                threads: args.threads.unwrap_or(0),
+                isa: None,
+            };
+            let model = CpuEngine::load(Arc::clone(&file), &options)
+                .map_err(|e| format!("{}: {e}", args.model.display()))?;
+            progress_done();
+            Backend::Engine(Arc::new(model))
+        }
+        Device::Oracle => {
             // The CPU oracle keeps an f32 KV cache; refuse sizes that cannot be allocated sanely.
             let kv_bytes = (n_ctx as u128)
                 * config.n_layer as u128

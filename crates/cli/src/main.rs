@@ -21,8 +21,19 @@ struct Cli {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Device {
+    /// The WGSL engine on wgpu.
     Gpu,
+    /// The CPU engine: quantized SIMD kernels on threads.
     Cpu,
+    /// The plain-Rust f32 reference forward pass.
+    Oracle,
+}
+
+impl Device {
+    /// Either of the two engines that run on the CPU.
+    pub fn on_cpu(self) -> bool {
+        matches!(self, Device::Cpu | Device::Oracle)
+    }
 }
 
 /// A model file and the flags shared by every command that loads one.
@@ -51,9 +62,13 @@ impl std::ops::DerefMut for ModelArgs {
 /// Device and loading flags (the global flags of `shared/CLI.md`).
 #[derive(Args, Clone, Debug)]
 pub struct LoadFlags {
-    /// `gpu` (wgpu) or `cpu` (the plain-Rust oracle).
+    /// `gpu` (the WGSL engine on wgpu), `cpu` (the CPU engine: quantized SIMD kernels on
+    /// threads) or `oracle` (the plain-Rust f32 reference).
     #[arg(long, value_enum, default_value = "gpu")]
     pub device: Device,
+    /// CPU engine threads (default: the machine's cores).
+    #[arg(long)]
+    pub threads: Option<usize>,
     /// Request exactly the WebGPU spec default limits instead of the adapter's.
     #[arg(long)]
     pub webgpu_default_limits: bool,

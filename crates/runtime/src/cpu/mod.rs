@@ -5,3 +5,12 @@
 //! f32 oracle (`model::cpu`) stays the plain reference both engines are tested against.
 
 pub mod kernels;
+pub mod half;
+pub mod matrix;
+pub mod model;
+pub mod pool;
+pub mod session;
+
+pub use kernels::Isa;
+pub use model::{CpuEngine, CpuOptions};
+pub use session::CpuEngineSession;

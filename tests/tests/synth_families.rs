@@ -17,6 +17,7 @@
 //! tests/reference/README.md).
 
 use std::sync::Arc;
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
 use wisp::engine::GpuSession;
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
@@ -176,6 +177,23 @@ fn check_pair(f: &synth::Family, m: &synth::Mix, gpu_configs: &[DeviceOptions]) 
     assert_bars(&format!("{stem} cpu"), &r);
 
     let cpu_scale = cpu_logits.iter().fold(1f32, |m, v| m.max(v.abs()));
+    let t = std::time::Instant::now();
+    let engine = CpuEngine::load(Arc::clone(&file), &CpuOptions::default()).expect("cpu engine");
+    let ours = CpuEngineSession::new(Arc::new(engine), n)
+        .expect("session")
+        .forward(&fx.tokens, Logits::All)
+        .expect("cpu engine forward");
+    let what = format!("{stem} cpu engine");
+    let r = compare(&what, &fx, &ours, n_vocab);
+    eprintln!(
+        "{what}: {} positions, {} gated, |Δ| vs llama.cpp max {:.4} median {:.4} ({:.1} s)",
+        r.positions,
+        r.gated,
+        r.max_delta,
+        r.median_delta(),
+        t.elapsed().as_secs_f64()
+    );
+    assert_bars(&what, &r);
     for opts in gpu_configs.iter().cloned() {
         let t = std::time::Instant::now();
         let ctx = Arc::new(GpuContext::new_blocking(&opts).expect("a GPU device"));
@@ -318,6 +336,14 @@ fn phi35_mini_long_rope_factors() {
         r.median_delta()
     );
     assert_bars(&format!("{stem} long cpu"), &r);
+
+    let engine = CpuEngine::load(Arc::clone(&file), &CpuOptions::default()).expect("engine");
+    let ours = CpuEngineSession::new(Arc::new(engine), n_ctx)
+        .expect("session")
+        .forward(&fx.tokens, Logits::All)
+        .expect("cpu engine forward");
+    let r = compare(&format!("{stem} long cpu engine"), &fx, &ours, n_vocab);
+    assert_bars(&format!("{stem} long cpu engine"), &r);
 
     let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default()).expect("a GPU"));
     let model = wisp_e2e::gpu_model(ctx, &file, n_ctx).expect("load");

@@ -232,6 +232,11 @@ fn greedy_run_reproduces_llama_cpp_on_cpu() {
 }
 
 #[test]
+fn greedy_run_reproduces_llama_cpp_on_the_oracle() {
+    greedy_matches_llama_cpp("oracle");
+}
+
+#[test]
 fn greedy_run_reproduces_llama_cpp_on_gpu() {
     greedy_matches_llama_cpp("gpu");
 }

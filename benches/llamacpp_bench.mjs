@@ -1,7 +1,7 @@
 // llama.cpp's speed on the same model, prompt size and device as `wisp bench`, through
 // node-llama-cpp's prebuilt binaries. Prints the same JSON shape as `wisp bench --json`.
 //
-//   node benches/llamacpp_bench.mjs MODEL --pp 128 --tg 32 --reps 1 [--backend vulkan|cpu]
+//   node benches/llamacpp_bench.mjs MODEL --pp 128 --tg 32 --reps 1 [--backend vulkan|cpu] [--threads N]
 //
 // Vulkan on lavapipe needs GGML_VK_VISIBLE_DEVICES=0 (set here when absent).
 import {getLlama} from "node-llama-cpp";
@@ -22,7 +22,7 @@ const llama = await getLlama({gpu: backend === "cpu" ? false : backend, build: "
 const model = await llama.loadModel({modelPath, gpuLayers: backend === "cpu" ? 0 : "max"});
 // One thread per core: node-llama-cpp's default (4 here) oversubscribes a 2-core machine,
 // and llama.cpp's spinning thread barriers then make the CPU build ~10x slower.
-const threads = os.availableParallelism?.() ?? os.cpus().length;
+const threads = Number(opt("threads", os.availableParallelism?.() ?? os.cpus().length));
 const context = await model.createContext({contextSize: Math.max(256, pp + tg + 8), batchSize: Math.max(pp, 8), threads});
 const loadS = (performance.now() - t0) / 1000;
 const seq = context.getSequence();

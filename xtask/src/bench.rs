@@ -5,6 +5,7 @@
 //! ```text
 //! cargo xtask bench [--reps N] [--lp-threads N] [--models KEYS] [--no-build]
 //! cargo xtask bench --vs llama.cpp [--reps N] [--lp-threads N] [--models KEYS]
+//!                   [--engines gpu,cpu] [--threads N]
 //! cargo xtask bench --smoke           (CI: one model, tiny sizes, checks the JSON)
 //! ```
 //!
@@ -18,6 +19,9 @@
 //!   runs at 1–10 tok/s, so it gets one repetition, and the comparison takes minutes. Per
 //!   model the three runs follow each other (Wisp, llama.cpp-Vulkan, llama.cpp-CPU), so
 //!   a change in machine load hits both sides of a ratio alike.
+//! - The CPU pair (Wisp's CPU engine against llama.cpp's CPU build) runs both with the
+//!   same thread count (`--threads`, default one per core) on the same prompt ids;
+//!   `--engines cpu` runs only that pair (minutes instead of tens of minutes).
 //! - Both sides get the same `LP_NUM_THREADS` (lavapipe's threads; `--lp-threads` or the
 //!   environment, default unset) and it is printed with the table.
 //! - The smoke run uses the `test`-profile binary: `cargo test --workspace` (the CI step
@@ -45,6 +49,11 @@ struct Opts {
     lp_threads: Option<String>,
     models: Vec<String>,
     build: bool,
+    /// Which Wisp engines `--vs llama.cpp` compares: the GPU one against llama.cpp's
+    /// Vulkan build, the CPU one against llama.cpp's CPU build.
+    gpu_pair: bool,
+    cpu_pair: bool,
+    threads: usize,
 }
 
 fn parse(args: &[String]) -> Result<Opts, String> {
@@ -55,6 +64,9 @@ fn parse(args: &[String]) -> Result<Opts, String> {
         lp_threads: std::env::var("LP_NUM_THREADS").ok(),
         models: MODEL_KEYS.iter().map(|s| s.to_string()).collect(),
         build: true,
+        gpu_pair: true,
+        cpu_pair: true,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -96,6 +108,22 @@ fn parse(args: &[String]) -> Result<Opts, String> {
                         MODEL_KEYS.join(", ")
                     ));
                 }
+            }
+            "--engines" => {
+                let v = value()?;
+                let list: Vec<&str> = v.split(',').map(str::trim).collect();
+                if let Some(bad) = list.iter().find(|e| !["gpu", "cpu"].contains(e)) {
+                    return Err(format!("--engines takes gpu and/or cpu, not {bad:?}"));
+                }
+                o.gpu_pair = list.contains(&"gpu");
+                o.cpu_pair = list.contains(&"cpu");
+            }
+            "--threads" => {
+                o.threads = value()?
+                    .parse()
+                    .ok()
+                    .filter(|&n| n >= 1)
+                    .ok_or("--threads needs a number ≥ 1")?
             }
             other => return Err(format!("unknown bench option {other:?}")),
         }
@@ -454,6 +482,8 @@ fn llama_bench(o: &Opts, model: &Path, backend: &str, reps: usize) -> Result<Val
             &reps.to_string(),
             "--backend",
             backend,
+            "--threads",
+            &o.threads.to_string(),
         ])
         .env("NODE_LLAMA_CPP_SKIP_DOWNLOAD", "true")
         .env("GGML_VK_VISIBLE_DEVICES", "0");
@@ -464,63 +494,120 @@ fn llama_bench(o: &Opts, model: &Path, backend: &str, reps: usize) -> Result<Val
     json_of(&mut cmd)
 }
 
-/// Wisp against llama.cpp's Vulkan build (same device) and its CPU build, pp128 / tg32.
+/// One side-by-side pair: a Wisp engine and the llama.cpp build doing the same job.
+struct Pair {
+    title: &'static str,
+    wisp_flags: Vec<String>,
+    llama_backend: &'static str,
+    llama_reps: usize,
+    peer: &'static str,
+}
+
+/// Wisp's GPU engine against llama.cpp's Vulkan build (same device), and Wisp's CPU
+/// engine against llama.cpp's CPU build (same threads), pp128 / tg32, same prompt ids.
 fn vs_llama(o: &Opts, wisp: &Path, models: &[ModelRun]) -> Result<(), String> {
     ensure_llama_cpp()?;
     let started = Instant::now();
-    let mut rows = Vec::new();
+    let mut pairs = Vec::new();
+    if o.gpu_pair {
+        pairs.push(Pair {
+            title: "Wisp GPU engine vs llama.cpp's Vulkan build on the same device",
+            wisp_flags: vec![],
+            llama_backend: "vulkan",
+            llama_reps: 1,
+            peer: "llama.cpp-Vulkan",
+        });
+    }
+    if o.cpu_pair {
+        pairs.push(Pair {
+            title: "Wisp CPU engine vs llama.cpp's CPU build, same threads",
+            wisp_flags: vec![
+                "--device".into(),
+                "cpu".into(),
+                "--threads".into(),
+                o.threads.to_string(),
+            ],
+            llama_backend: "cpu",
+            llama_reps: o.reps,
+            peer: "llama.cpp-CPU",
+        });
+    }
+    let mut tables: Vec<Vec<(String, Value, Value)>> = pairs.iter().map(|_| Vec::new()).collect();
     let mut failed = Vec::new();
     for (key, path, extra) in models {
-        eprintln!("bench: {key}: Wisp");
-        let w = wisp_bench(o, wisp, path, extra, 128, 32);
-        eprintln!("bench: {key}: llama.cpp Vulkan");
-        let v = llama_bench(o, path, "vulkan", 1);
-        eprintln!("bench: {key}: llama.cpp CPU");
-        let c = llama_bench(o, path, "cpu", o.reps);
-        for (side, r) in [
-            ("Wisp", &w),
-            ("llama.cpp-Vulkan", &v),
-            ("llama.cpp-CPU", &c),
-        ] {
-            if let Err(e) = r {
-                eprintln!("bench: {key}: {side}: {e}");
-                failed.push(format!("{key} ({side})"));
+        // Per model the pairs follow each other, so a change in machine load hits both
+        // sides of a ratio alike.
+        for (pair, rows) in pairs.iter().zip(&mut tables) {
+            let mut flags: Vec<&str> = extra.to_vec();
+            if !pair.wisp_flags.is_empty() {
+                // The GPU-only flags (e.g. --webgpu-default-limits) do not apply.
+                flags.clear();
+                flags.extend(pair.wisp_flags.iter().map(String::as_str));
+            }
+            eprintln!("bench: {key}: Wisp {}", pair.wisp_flags.join(" "));
+            let w = wisp_bench(o, wisp, path, &flags, 128, 32);
+            eprintln!("bench: {key}: {}", pair.peer);
+            let l = llama_bench(o, path, pair.llama_backend, pair.llama_reps);
+            for (side, r) in [("Wisp", &w), (pair.peer, &l)] {
+                if let Err(e) = r {
+                    eprintln!("bench: {key}: {side}: {e}");
+                    failed.push(format!("{key} ({side})"));
+                }
+            }
+            rows.push((
+                file_name(path),
+                w.unwrap_or(Value::Null),
+                l.unwrap_or(Value::Null),
+            ));
+        }
+    }
+    // A side that failed shows as "-", not NaN.
+    let num = |x: f64, digits: usize, unit: &str| {
+        if x.is_finite() {
+            format!("{x:.digits$}{unit}")
+        } else {
+            "-".to_string()
+        }
+    };
+    for (pair, rows) in pairs.iter().zip(&tables) {
+        let peer = pair.peer;
+        println!("\n{}\n", pair.title);
+        println!("| model | Wisp pp128 tok/s | {peer} | ratio | Wisp tg32 tok/s | {peer} | ratio |");
+        println!("|---|---|---|---|---|---|---|");
+        for (name, w, l) in rows {
+            let mut line = format!("| {name} |");
+            for (key, digits) in [("pp_tok_s", 1), ("tg_tok_s", 2)] {
+                let (a, b) = (f(w, key), f(l, key));
+                line += &format!(
+                    " {} | {} | {} |",
+                    num(a, digits, ""),
+                    num(b, digits, ""),
+                    num(a / b, 2, "×")
+                );
+            }
+            println!("{line}");
+        }
+        if pair.llama_backend == "cpu" {
+            for (name, w, _) in rows {
+                if let (Some(rss), Some(file), Some(kv)) = (
+                    w["peak_rss_bytes"].as_f64(),
+                    w["file_bytes"].as_f64(),
+                    w["kv_cache_bytes"].as_f64(),
+                ) {
+                    println!(
+                        "{name}: Wisp CPU peak resident {:.0} MiB = {:.2} × (file {:.0} MiB + KV {:.0} MiB); {} threads, {} kernels",
+                        rss / 1048576.0,
+                        rss / (file + kv),
+                        file / 1048576.0,
+                        kv / 1048576.0,
+                        w["threads"],
+                        w["isa"].as_str().unwrap_or("?")
+                    );
+                }
             }
         }
-        let na = || Value::Null;
-        rows.push((
-            file_name(path),
-            w.unwrap_or_else(|_| na()),
-            v.unwrap_or_else(|_| na()),
-            c.unwrap_or_else(|_| na()),
-        ));
     }
-    println!("\n| model | Wisp pp128 tok/s | llama.cpp-Vulkan | Wisp ÷ Vulkan | llama.cpp-CPU | Wisp ÷ CPU | Wisp tg32 tok/s | llama.cpp-Vulkan | Wisp ÷ Vulkan | llama.cpp-CPU | Wisp ÷ CPU |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for (name, w, v, c) in &rows {
-        let mut line = format!("| {name} |");
-        for (key, digits) in [("pp_tok_s", 1), ("tg_tok_s", 2)] {
-            let (a, b, d) = (f(w, key), f(v, key), f(c, key));
-            // A side that failed shows as "-", not NaN.
-            let num = |x: f64, digits: usize, unit: &str| {
-                if x.is_finite() {
-                    format!("{x:.digits$}{unit}")
-                } else {
-                    "-".to_string()
-                }
-            };
-            line += &format!(
-                " {} | {} | {} | {} | {} |",
-                num(a, digits, ""),
-                num(b, digits, ""),
-                num(a / b, 2, "×"),
-                num(d, digits, ""),
-                num(a / d, 2, "×")
-            );
-        }
-        println!("{line}");
-    }
-    println!("\nllama.cpp: node-llama-cpp 3.22.1 prebuilt builds, default settings, all layers on the device (Vulkan) or its default threads (CPU); Vulkan 1 repetition, CPU {} after a warm-up.", o.reps);
+    println!("\nllama.cpp: node-llama-cpp 3.22.1 prebuilt builds, default settings, all layers on the device (Vulkan, 1 repetition) or {} threads (CPU, {} repetitions after a warm-up).", o.threads, o.reps);
     eprintln!("bench: {:.0} s", started.elapsed().as_secs_f64());
     if failed.is_empty() {
         Ok(())

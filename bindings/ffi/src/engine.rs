@@ -3,7 +3,7 @@
 use crate::download::{normalize_sha, verify_bytes};
 use crate::oneshot::{guard, spawn};
 use crate::{
-    CancelToken, ChatMessage, Completion, EngineConfig, FinishReason, GenerationOptions, LoadStage,
+    CancelToken, ChatMessage, Completion, Device, EngineConfig, FinishReason, GenerationOptions, LoadStage,
     ModelInfo, ProgressListener, TokenListener, Usage, WispError,
 };
 use std::path::Path;
@@ -11,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use wisp::chat::{chat_prompt_tokens, render_options, ChatTemplate, RenderOptions};
-use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
+use wisp::engine::{GpuModel, GpuSession, LoadControl, MemoryPlan, SliceSource};
 use wisp::generate::{generate_cancellable, Forward, GenerateOptions};
 use wisp::gguf::GgufFile;
 use wisp::gpu::{DeviceOptions, GpuContext};
@@ -228,33 +229,102 @@ impl Engine {
                 p.on_progress(LoadStage::Loading, done, total);
             }
         };
-        let (session, device): (Session, String) = if config.use_cpu {
+        let threads = config.threads.unwrap_or(0) as usize;
+        let choice = config.device.unwrap_or_default();
+        let cpu_engine = |reason: String| -> Result<(Session, String, String, String), WispError> {
             report(0, 1);
-            let model = Arc::new(CpuModel::load(Arc::clone(&file))?);
-            report(1, 1);
-            (Box::new(CpuSession::new(model, n_ctx)), "cpu".into())
-        } else {
-            let ctx = Arc::new(GpuContext::new_blocking(&DeviceOptions::default())?);
-            let device = ctx.caps.adapter_name.clone();
-            let on_progress = progress.clone().map(|p| {
-                Arc::new(move |done, total| p.on_progress(LoadStage::Loading, done, total))
-                    as Arc<dyn Fn(u64, u64) + Send + Sync>
-            });
-            let control = LoadControl {
-                on_progress,
-                cancel: cancel.as_ref().map(|c| Arc::clone(&c.flag)),
+            let options = CpuOptions {
+                threads,
+                isa: None,
             };
-            let mut source = SliceSource(file.bytes());
-            let model = GpuModel::load(
-                ctx,
-                &file.header,
-                &mut source,
-                &control,
-                n_ctx,
-                config.gpu_memory_budget_bytes,
-            )?;
-            (Box::new(GpuSession::new(Arc::new(model), n_ctx)?), device)
+            let model = Arc::new(CpuEngine::load(Arc::clone(&file), &options)?);
+            report(1, 1);
+            let reason = format!(
+                "{reason} ({} kernels, {} threads)",
+                model.isa().name(),
+                model.threads()
+            );
+            let session = CpuEngineSession::new(model, n_ctx)?;
+            Ok((Box::new(session), "cpu".into(), "cpu".into(), reason))
         };
+        // Auto: a hardware adapter whose limits and budget hold the plan, else the CPU.
+        let gpu = match choice {
+            Device::Gpu => Some((
+                Arc::new(GpuContext::new_blocking(&DeviceOptions::default())?),
+                "requested".to_string(),
+            )),
+            Device::Auto => match GpuContext::new_blocking(&DeviceOptions::default()) {
+                Err(_) => None,
+                Ok(ctx) if ctx.caps.software => None,
+                Ok(ctx) => Some((Arc::new(ctx), "auto: hardware adapter".to_string())),
+            },
+            Device::Cpu | Device::Oracle => None,
+        };
+        let auto_reason = |why: String| format!("auto: {why}");
+        let gpu = match (gpu, choice) {
+            (Some((ctx, reason)), Device::Auto) => {
+                let limits = &ctx.caps.limits;
+                let max_binding = limits.max_storage_buffer_binding_size as u64;
+                let fits =
+                    MemoryPlan::new(&file.header, &model_config, n_ctx, ctx.caps.f16, max_binding)
+                        .and_then(|p| {
+                            p.check(
+                                max_binding,
+                                limits.max_buffer_size,
+                                config.gpu_memory_budget_bytes,
+                            )
+                        });
+                match fits {
+                    Ok(()) => Ok((ctx, reason)),
+                    Err(e) => Err(auto_reason(format!(
+                        "the GPU memory plan does not fit {} ({e})",
+                        ctx.caps.adapter_name
+                    ))),
+                }
+            }
+            (Some(g), _) => Ok(g),
+            (None, Device::Auto) => Err(auto_reason(
+                "no hardware GPU adapter (none, or a software one)".into(),
+            )),
+            (None, _) => Err("requested".into()),
+        };
+        let (session, device, engine, engine_reason): (Session, String, String, String) =
+            match (choice, gpu) {
+                (Device::Oracle, _) => {
+                    report(0, 1);
+                    let model = Arc::new(CpuModel::load(Arc::clone(&file))?);
+                    report(1, 1);
+                    (
+                        Box::new(CpuSession::new(model, n_ctx)),
+                        "oracle".into(),
+                        "oracle".into(),
+                        "requested".into(),
+                    )
+                }
+                (_, Err(reason)) => cpu_engine(reason)?,
+                (_, Ok((ctx, reason))) => {
+                    let device = ctx.caps.adapter_name.clone();
+                    let on_progress = progress.clone().map(|p| {
+                        Arc::new(move |done, total| p.on_progress(LoadStage::Loading, done, total))
+                            as Arc<dyn Fn(u64, u64) + Send + Sync>
+                    });
+                    let control = LoadControl {
+                        on_progress,
+                        cancel: cancel.as_ref().map(|c| Arc::clone(&c.flag)),
+                    };
+                    let mut source = SliceSource(file.bytes());
+                    let model = GpuModel::load(
+                        ctx,
+                        &file.header,
+                        &mut source,
+                        &control,
+                        n_ctx,
+                        config.gpu_memory_budget_bytes,
+                    )?;
+                    let session = GpuSession::new(Arc::new(model), n_ctx)?;
+                    (Box::new(session), device, "gpu".into(), reason)
+                }
+            };
         let render = render_options(&tokenizer);
         let header = &file.header;
         let info = ModelInfo {
@@ -267,6 +337,8 @@ impl Engine {
             vocab_size: tokenizer.vocab_size() as u32,
             file_size_bytes: file.bytes().len() as u64,
             device,
+            engine,
+            engine_reason,
             builtin_chat_template: template.is_builtin(),
         };
         Ok(Arc::new(Engine {

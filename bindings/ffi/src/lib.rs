@@ -143,12 +143,30 @@ pub trait TokenListener: Send + Sync {
     fn on_text(&self, text: String) -> bool;
 }
 
+/// Which engine runs the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, uniffi::Enum)]
+pub enum Device {
+    /// The GPU when there is a hardware adapter and the model's memory plan fits it;
+    /// else the CPU engine. `ModelInfo.engine_reason` says why.
+    #[default]
+    Auto,
+    /// The GPU engine (WebGPU kernels on Metal / Vulkan); fails without an adapter.
+    Gpu,
+    /// The CPU engine: quantized SIMD kernels (NEON on phones) on `threads` threads.
+    Cpu,
+    /// The plain f32 reference forward pass (slow; for checking the others).
+    Oracle,
+}
+
 /// How to open a model.
 #[derive(Debug, Clone, Default, uniffi::Record)]
 pub struct EngineConfig {
-    /// Run on the CPU oracle instead of the GPU (slow; for devices without a usable GPU).
-    #[uniffi(default = false)]
-    pub use_cpu: bool,
+    /// Which engine runs the model (default, `None`: `Auto`).
+    #[uniffi(default = None)]
+    pub device: Option<Device>,
+    /// CPU engine threads; default: one per core.
+    #[uniffi(default = None)]
+    pub threads: Option<u32>,
     /// Context size in tokens; default: the model's, capped at 4096.
     #[uniffi(default = None)]
     pub context_size: Option<u32>,
@@ -176,8 +194,12 @@ pub struct ModelInfo {
     pub embedding_size: u32,
     pub vocab_size: u32,
     pub file_size_bytes: u64,
-    /// The GPU adapter's name, or "cpu".
+    /// The GPU adapter's name, or "cpu" / "oracle".
     pub device: String,
+    /// The engine that runs the model: "gpu", "cpu" or "oracle".
+    pub engine: String,
+    /// Why that engine: the request, or what `Auto` found.
+    pub engine_reason: String,
     /// True when the file has no chat template and a built-in one is used.
     pub builtin_chat_template: bool,
 }

@@ -9,7 +9,7 @@ const SMOLLM2_SHA256: &str = "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70e
 
 fn cpu(sha256: Option<&str>) -> EngineConfig {
     EngineConfig {
-        use_cpu: true,
+        device: Some(wisp_ffi::Device::Cpu),
         context_size: Some(64),
         sha256: sha256.map(str::to_string),
         ..EngineConfig::default()

@@ -104,7 +104,7 @@ final class WispTests: XCTestCase {
         let seen = Counter { _ in true }
         final class Last: @unchecked Sendable { var done: UInt64 = 0; var total: UInt64 = 0 }
         let last = Last()
-        let engine = try await Engine.load(path: try modelPath()) { stage, done, total in
+        let engine = try await Engine.load(path: try modelPath(), config: EngineConfig(device: .gpu)) { stage, done, total in
             XCTAssertEqual(stage, .loading)
             last.done = done
             last.total = total
@@ -116,6 +116,25 @@ final class WispTests: XCTestCase {
         XCTAssertEqual(info.architecture, "llama")
         XCTAssertEqual(info.vocabSize, 49152)
         XCTAssertNotEqual(info.device, "cpu")
+        XCTAssertEqual(info.engine, "gpu")
+    }
+
+    func testAutoAndCpuEngines() async throws {
+        // Auto takes a hardware GPU, else the CPU engine (a software adapter such as
+        // lavapipe counts as none), and says why.
+        let auto = try await Engine.load(path: try modelPath(), config: EngineConfig(contextSize: 64))
+        let info = auto.info()
+        XCTAssertTrue(info.engineReason.hasPrefix("auto:"), info.engineReason)
+        XCTAssertTrue(["gpu", "cpu"].contains(info.engine), info.engine)
+        let cpu = try await Engine.load(
+            path: try modelPath(), config: EngineConfig(device: .cpu, threads: 2, contextSize: 64))
+        XCTAssertEqual(cpu.info().engine, "cpu")
+        XCTAssertTrue(cpu.info().engineReason.contains("2 threads"), cpu.info().engineReason)
+        var text = ""
+        for try await piece in cpu.complete("The capital of France is", options: greedy(8)) {
+            text += piece
+        }
+        XCTAssertFalse(text.isEmpty)
     }
 
     func testCancellingTheTaskStopsALoad() async throws {

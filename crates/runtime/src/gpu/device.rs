@@ -55,6 +55,9 @@ pub struct Capabilities {
     /// storage load (`wisp_shaders` `wgsl/weights.wgsl`). Not in the browser, whose CPU
     /// fallback was not measured. See [`Capabilities::weights_in_textures`].
     pub texture_weights: bool,
+    /// The adapter is a software rasterizer on the CPU (lavapipe, SwiftShader, any
+    /// `DeviceType::Cpu`): the CPU engine runs the same model faster there.
+    pub software: bool,
 }
 
 impl Capabilities {
@@ -83,17 +86,21 @@ pub enum MatLayout {
 impl MatLayout {
     /// The layout for an adapter: CPU-backed adapters get one row per invocation.
     pub fn for_adapter(device_type: wgpu::DeviceType, name: &str, driver: &str) -> MatLayout {
-        let text = format!("{name} {driver}").to_ascii_lowercase();
-        if device_type == wgpu::DeviceType::Cpu
-            || text.contains("swiftshader")
-            || text.contains("llvmpipe")
-            || text.contains("lavapipe")
-        {
+        if is_software_adapter(device_type, name, driver) {
             MatLayout::RowPerInvocation
         } else {
             MatLayout::Coalesced
         }
     }
+}
+
+/// Whether an adapter is a software rasterizer running on the CPU.
+pub fn is_software_adapter(device_type: wgpu::DeviceType, name: &str, driver: &str) -> bool {
+    let text = format!("{name} {driver}").to_ascii_lowercase();
+    device_type == wgpu::DeviceType::Cpu
+        || text.contains("swiftshader")
+        || text.contains("llvmpipe")
+        || text.contains("lavapipe")
 }
 
 /// A device, its queue, and the errors it reported asynchronously.
@@ -202,6 +209,7 @@ impl GpuContext {
         });
         let mat_layout = MatLayout::for_adapter(info.device_type, &info.name, &info.driver);
         let caps = Capabilities {
+            software: is_software_adapter(info.device_type, &info.name, &info.driver),
             adapter_name: info.name.clone(),
             backend: format!("{:?}", info.backend),
             device_type: device_type_name(info.device_type).to_string(),

@@ -1576,9 +1576,13 @@ public func FfiConverterTypeCompletion_lower(_ value: Completion) -> RustBuffer 
  */
 public struct EngineConfig: Equatable, Hashable {
     /**
-     * Run on the CPU oracle instead of the GPU (slow; for devices without a usable GPU).
+     * Which engine runs the model (default, `None`: `Auto`).
      */
-    public var useCpu: Bool
+    public var device: Device?
+    /**
+     * CPU engine threads; default: one per core.
+     */
+    public var threads: UInt32?
     /**
      * Context size in tokens; default: the model's, capped at 4096.
      */
@@ -1597,8 +1601,11 @@ public struct EngineConfig: Equatable, Hashable {
     // declare one manually.
     public init(
         /**
-         * Run on the CPU oracle instead of the GPU (slow; for devices without a usable GPU).
-         */useCpu: Bool = false, 
+         * Which engine runs the model (default, `None`: `Auto`).
+         */device: Device? = nil, 
+        /**
+         * CPU engine threads; default: one per core.
+         */threads: UInt32? = nil, 
         /**
          * Context size in tokens; default: the model's, capped at 4096.
          */contextSize: UInt32? = nil, 
@@ -1609,7 +1616,8 @@ public struct EngineConfig: Equatable, Hashable {
          * Refuse the file (`ChecksumMismatch`) unless its SHA-256 is this (64 hex digits).
          * The hash is taken over the very bytes the model is loaded from.
          */sha256: String? = nil) {
-        self.useCpu = useCpu
+        self.device = device
+        self.threads = threads
         self.contextSize = contextSize
         self.gpuMemoryBudgetBytes = gpuMemoryBudgetBytes
         self.sha256 = sha256
@@ -1631,7 +1639,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
     public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> EngineConfig {
         return
             try EngineConfig(
-                useCpu: FfiConverterBool.read(from: &buf), 
+                device: FfiConverterOptionTypeDevice.read(from: &buf), 
+                threads: FfiConverterOptionUInt32.read(from: &buf), 
                 contextSize: FfiConverterOptionUInt32.read(from: &buf), 
                 gpuMemoryBudgetBytes: FfiConverterOptionUInt64.read(from: &buf), 
                 sha256: FfiConverterOptionString.read(from: &buf)
@@ -1639,7 +1648,8 @@ public struct FfiConverterTypeEngineConfig: FfiConverterRustBuffer {
     }
 
     public static func write(_ value: EngineConfig, into buf: inout [UInt8]) {
-        FfiConverterBool.write(value.useCpu, into: &buf)
+        FfiConverterOptionTypeDevice.write(value.device, into: &buf)
+        FfiConverterOptionUInt32.write(value.threads, into: &buf)
         FfiConverterOptionUInt32.write(value.contextSize, into: &buf)
         FfiConverterOptionUInt64.write(value.gpuMemoryBudgetBytes, into: &buf)
         FfiConverterOptionString.write(value.sha256, into: &buf)
@@ -1800,9 +1810,17 @@ public struct ModelInfo: Equatable, Hashable {
     public var vocabSize: UInt32
     public var fileSizeBytes: UInt64
     /**
-     * The GPU adapter's name, or "cpu".
+     * The GPU adapter's name, or "cpu" / "oracle".
      */
     public var device: String
+    /**
+     * The engine that runs the model: "gpu", "cpu" or "oracle".
+     */
+    public var engine: String
+    /**
+     * Why that engine: the request, or what `Auto` found.
+     */
+    public var engineReason: String
     /**
      * True when the file has no chat template and a built-in one is used.
      */
@@ -1824,8 +1842,14 @@ public struct ModelInfo: Equatable, Hashable {
          * The context the model was trained for.
          */trainedContextSize: UInt32, layers: UInt32, embeddingSize: UInt32, vocabSize: UInt32, fileSizeBytes: UInt64, 
         /**
-         * The GPU adapter's name, or "cpu".
+         * The GPU adapter's name, or "cpu" / "oracle".
          */device: String, 
+        /**
+         * The engine that runs the model: "gpu", "cpu" or "oracle".
+         */engine: String, 
+        /**
+         * Why that engine: the request, or what `Auto` found.
+         */engineReason: String, 
         /**
          * True when the file has no chat template and a built-in one is used.
          */builtinChatTemplate: Bool) {
@@ -1838,6 +1862,8 @@ public struct ModelInfo: Equatable, Hashable {
         self.vocabSize = vocabSize
         self.fileSizeBytes = fileSizeBytes
         self.device = device
+        self.engine = engine
+        self.engineReason = engineReason
         self.builtinChatTemplate = builtinChatTemplate
     }
 
@@ -1866,6 +1892,8 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
                 vocabSize: FfiConverterUInt32.read(from: &buf), 
                 fileSizeBytes: FfiConverterUInt64.read(from: &buf), 
                 device: FfiConverterString.read(from: &buf), 
+                engine: FfiConverterString.read(from: &buf), 
+                engineReason: FfiConverterString.read(from: &buf), 
                 builtinChatTemplate: FfiConverterBool.read(from: &buf)
         )
     }
@@ -1880,6 +1908,8 @@ public struct FfiConverterTypeModelInfo: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.vocabSize, into: &buf)
         FfiConverterUInt64.write(value.fileSizeBytes, into: &buf)
         FfiConverterString.write(value.device, into: &buf)
+        FfiConverterString.write(value.engine, into: &buf)
+        FfiConverterString.write(value.engineReason, into: &buf)
         FfiConverterBool.write(value.builtinChatTemplate, into: &buf)
     }
 }
@@ -1987,6 +2017,102 @@ public func FfiConverterTypeUsage_lift(_ buf: RustBuffer) throws -> Usage {
 public func FfiConverterTypeUsage_lower(_ value: Usage) -> RustBuffer {
     return FfiConverterTypeUsage.lower(value)
 }
+
+
+/**
+ * Which engine runs the model.
+ */
+
+public enum Device: Equatable, Hashable {
+    
+    /**
+     * The GPU when there is a hardware adapter and the model's memory plan fits it;
+     * else the CPU engine. `ModelInfo.engine_reason` says why.
+     */
+    case auto
+    /**
+     * The GPU engine (WebGPU kernels on Metal / Vulkan); fails without an adapter.
+     */
+    case gpu
+    /**
+     * The CPU engine: quantized SIMD kernels (NEON on phones) on `threads` threads.
+     */
+    case cpu
+    /**
+     * The plain f32 reference forward pass (slow; for checking the others).
+     */
+    case oracle
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension Device: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDevice: FfiConverterRustBuffer {
+    typealias SwiftType = Device
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Device {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .auto
+        
+        case 2: return .gpu
+        
+        case 3: return .cpu
+        
+        case 4: return .oracle
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: Device, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .auto:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .gpu:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .cpu:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .oracle:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDevice_lift(_ buf: RustBuffer) throws -> Device {
+    return try FfiConverterTypeDevice.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDevice_lower(_ value: Device) -> RustBuffer {
+    return FfiConverterTypeDevice.lower(value)
+}
+
 
 
 /**
@@ -2525,6 +2651,30 @@ fileprivate struct FfiConverterOptionTypeTokenListener: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeTokenListener.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeDevice: FfiConverterRustBuffer {
+    typealias SwiftType = Device?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeDevice.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeDevice.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }

@@ -2911,9 +2911,14 @@ public object FfiConverterTypeCompletion: FfiConverterRustBuffer<Completion> {
  */
 data class EngineConfig (
     /**
-     * Run on the CPU oracle instead of the GPU (slow; for devices without a usable GPU).
+     * Which engine runs the model (default, `None`: `Auto`).
      */
-    var `useCpu`: kotlin.Boolean = false 
+    var `device`: Device? = null 
+    , 
+    /**
+     * CPU engine threads; default: one per core.
+     */
+    var `threads`: kotlin.UInt? = null 
     , 
     /**
      * Context size in tokens; default: the model's, capped at 4096.
@@ -2946,7 +2951,8 @@ data class EngineConfig (
 public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig> {
     override fun read(buf: ByteBuffer): EngineConfig {
         return EngineConfig(
-            FfiConverterBoolean.read(buf),
+            FfiConverterOptionalTypeDevice.read(buf),
+            FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalUInt.read(buf),
             FfiConverterOptionalULong.read(buf),
             FfiConverterOptionalString.read(buf),
@@ -2954,14 +2960,16 @@ public object FfiConverterTypeEngineConfig: FfiConverterRustBuffer<EngineConfig>
     }
 
     override fun allocationSize(value: EngineConfig) = (
-            FfiConverterBoolean.allocationSize(value.`useCpu`) +
+            FfiConverterOptionalTypeDevice.allocationSize(value.`device`) +
+            FfiConverterOptionalUInt.allocationSize(value.`threads`) +
             FfiConverterOptionalUInt.allocationSize(value.`contextSize`) +
             FfiConverterOptionalULong.allocationSize(value.`gpuMemoryBudgetBytes`) +
             FfiConverterOptionalString.allocationSize(value.`sha256`)
     )
 
     override fun write(value: EngineConfig, buf: ByteBuffer) {
-            FfiConverterBoolean.write(value.`useCpu`, buf)
+            FfiConverterOptionalTypeDevice.write(value.`device`, buf)
+            FfiConverterOptionalUInt.write(value.`threads`, buf)
             FfiConverterOptionalUInt.write(value.`contextSize`, buf)
             FfiConverterOptionalULong.write(value.`gpuMemoryBudgetBytes`, buf)
             FfiConverterOptionalString.write(value.`sha256`, buf)
@@ -3096,9 +3104,19 @@ data class ModelInfo (
     var `fileSizeBytes`: kotlin.ULong
     , 
     /**
-     * The GPU adapter's name, or "cpu".
+     * The GPU adapter's name, or "cpu" / "oracle".
      */
     var `device`: kotlin.String
+    , 
+    /**
+     * The engine that runs the model: "gpu", "cpu" or "oracle".
+     */
+    var `engine`: kotlin.String
+    , 
+    /**
+     * Why that engine: the request, or what `Auto` found.
+     */
+    var `engineReason`: kotlin.String
     , 
     /**
      * True when the file has no chat template and a built-in one is used.
@@ -3129,6 +3147,8 @@ public object FfiConverterTypeModelInfo: FfiConverterRustBuffer<ModelInfo> {
             FfiConverterUInt.read(buf),
             FfiConverterULong.read(buf),
             FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
+            FfiConverterString.read(buf),
             FfiConverterBoolean.read(buf),
         )
     }
@@ -3143,6 +3163,8 @@ public object FfiConverterTypeModelInfo: FfiConverterRustBuffer<ModelInfo> {
             FfiConverterUInt.allocationSize(value.`vocabSize`) +
             FfiConverterULong.allocationSize(value.`fileSizeBytes`) +
             FfiConverterString.allocationSize(value.`device`) +
+            FfiConverterString.allocationSize(value.`engine`) +
+            FfiConverterString.allocationSize(value.`engineReason`) +
             FfiConverterBoolean.allocationSize(value.`builtinChatTemplate`)
     )
 
@@ -3156,6 +3178,8 @@ public object FfiConverterTypeModelInfo: FfiConverterRustBuffer<ModelInfo> {
             FfiConverterUInt.write(value.`vocabSize`, buf)
             FfiConverterULong.write(value.`fileSizeBytes`, buf)
             FfiConverterString.write(value.`device`, buf)
+            FfiConverterString.write(value.`engine`, buf)
+            FfiConverterString.write(value.`engineReason`, buf)
             FfiConverterBoolean.write(value.`builtinChatTemplate`, buf)
     }
 }
@@ -3231,6 +3255,58 @@ public object FfiConverterTypeUsage: FfiConverterRustBuffer<Usage> {
             FfiConverterDouble.write(value.`totalMs`, buf)
     }
 }
+
+
+
+/**
+ * Which engine runs the model.
+ */
+
+enum class Device {
+    
+    /**
+     * The GPU when there is a hardware adapter and the model's memory plan fits it;
+     * else the CPU engine. `ModelInfo.engine_reason` says why.
+     */
+    AUTO,
+    /**
+     * The GPU engine (WebGPU kernels on Metal / Vulkan); fails without an adapter.
+     */
+    GPU,
+    /**
+     * The CPU engine: quantized SIMD kernels (NEON on phones) on `threads` threads.
+     */
+    CPU,
+    /**
+     * The plain f32 reference forward pass (slow; for checking the others).
+     */
+    ORACLE;
+
+    
+
+
+    companion object
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeDevice: FfiConverterRustBuffer<Device> {
+    override fun read(buf: ByteBuffer) = try {
+        Device.values()[buf.getInt() - 1]
+    } catch (e: IndexOutOfBoundsException) {
+        throw RuntimeException("invalid enum value, something is very wrong!!", e)
+    }
+
+    override fun allocationSize(value: Device) = 4UL
+
+    override fun write(value: Device, buf: ByteBuffer) {
+        buf.putInt(value.ordinal + 1)
+    }
+}
+
+
 
 
 
@@ -3857,6 +3933,38 @@ public object FfiConverterOptionalTypeTokenListener: FfiConverterRustBuffer<Toke
         } else {
             buf.put(1)
             FfiConverterTypeTokenListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterOptionalTypeDevice: FfiConverterRustBuffer<Device?> {
+    override fun read(buf: ByteBuffer): Device? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterTypeDevice.read(buf)
+    }
+
+    override fun allocationSize(value: Device?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterTypeDevice.allocationSize(value)
+        }
+    }
+
+    override fun write(value: Device?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterTypeDevice.write(value, buf)
         }
     }
 }

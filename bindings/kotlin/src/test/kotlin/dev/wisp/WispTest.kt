@@ -84,7 +84,7 @@ fun main() {
     tests += "load SmolLM2 on the GPU with progress" to {
         var last = 0L
         var total = 0L
-        engine = Wisp.load(modelPath) { stage, done, t ->
+        engine = Wisp.load(modelPath, EngineConfig(device = Device.GPU)) { stage, done, t ->
             check(stage == LoadStage.LOADING) { "stage $stage" }
             check(done >= last) { "progress went backwards" }
             last = done
@@ -93,7 +93,16 @@ fun main() {
         check(total > 0 && last == total) { "progress ended at $last / $total" }
         val info = e().info()
         check(info.architecture == "llama" && info.vocabSize == 49152u) { "$info" }
-        check(info.device != "cpu") { "expected a GPU, got ${info.device}" }
+        check(info.device != "cpu" && info.engine == "gpu") { "expected a GPU, got ${info.device}" }
+    }
+    tests += "auto picks an engine and says why; the CPU engine runs" to {
+        val auto = Wisp.load(modelPath, EngineConfig(contextSize = 64u))
+        val info = auto.info()
+        check(info.engineReason.startsWith("auto:") && info.engine in listOf("gpu", "cpu")) { "$info" }
+        auto.close()
+        val cpu = Wisp.load(modelPath, EngineConfig(device = Device.CPU, threads = 2u, contextSize = 64u))
+        check(cpu.info().engine == "cpu" && "2 threads" in cpu.info().engineReason) { "${cpu.info()}" }
+        cpu.close()
     }
     tests += "cancelling the coroutine stops a load" to {
         val seen = java.util.concurrent.CopyOnWriteArrayList<Long>()

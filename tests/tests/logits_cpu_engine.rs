@@ -35,7 +35,11 @@ fn check(key: &str, isa: Option<Isa>, n_cases: usize) {
         let reference = CpuSession::new(Arc::clone(&oracle), case.tokens.len())
             .forward(&case.tokens, Logits::All)
             .expect("oracle forward");
-        for (i, (a, b)) in ours.chunks(n_vocab).zip(reference.chunks(n_vocab)).enumerate() {
+        for (i, (a, b)) in ours
+            .chunks(n_vocab)
+            .zip(reference.chunks(n_vocab))
+            .enumerate()
+        {
             let scale = b.iter().fold(1f32, |m, v| m.max(v.abs()));
             for &(id, _) in case.f64[i].iter().take(10) {
                 max_rel = max_rel.max((a[id as usize] - b[id as usize]).abs() / scale);
@@ -107,7 +111,15 @@ fn greedy_decode_matches_the_oracle() {
     let ours = run(&mut session, &mut sampler);
     let theirs = run(&mut reference, &mut sampler);
     let agree = near_tie.min(ours.len());
-    assert_eq!(ours[..agree], theirs[..agree], "greedy tokens before the first near-tie");
+    assert_eq!(
+        ours[..agree],
+        theirs[..agree],
+        "greedy tokens before the first near-tie"
+    );
     session.truncate(0);
-    assert_eq!(run(&mut session, &mut sampler), ours, "same tokens after truncate");
+    assert_eq!(
+        run(&mut session, &mut sampler),
+        ours,
+        "same tokens after truncate"
+    );
 }

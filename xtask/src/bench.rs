@@ -572,7 +572,9 @@ fn vs_llama(o: &Opts, wisp: &Path, models: &[ModelRun]) -> Result<(), String> {
     for (pair, rows) in pairs.iter().zip(&tables) {
         let peer = pair.peer;
         println!("\n{}\n", pair.title);
-        println!("| model | Wisp pp128 tok/s | {peer} | ratio | Wisp tg32 tok/s | {peer} | ratio |");
+        println!(
+            "| model | Wisp pp128 tok/s | {peer} | ratio | Wisp tg32 tok/s | {peer} | ratio |"
+        );
         println!("|---|---|---|---|---|---|---|");
         for (name, w, l) in rows {
             let mut line = format!("| {name} |");

@@ -3,8 +3,8 @@
 use crate::download::{normalize_sha, verify_bytes};
 use crate::oneshot::{guard, spawn};
 use crate::{
-    CancelToken, ChatMessage, Completion, Device, EngineConfig, FinishReason, GenerationOptions, LoadStage,
-    ModelInfo, ProgressListener, TokenListener, Usage, WispError,
+    CancelToken, ChatMessage, Completion, Device, EngineConfig, FinishReason, GenerationOptions,
+    LoadStage, ModelInfo, ProgressListener, TokenListener, Usage, WispError,
 };
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -233,10 +233,7 @@ impl Engine {
         let choice = config.device.unwrap_or_default();
         let cpu_engine = |reason: String| -> Result<(Session, String, String, String), WispError> {
             report(0, 1);
-            let options = CpuOptions {
-                threads,
-                isa: None,
-            };
+            let options = CpuOptions { threads, isa: None };
             let model = Arc::new(CpuEngine::load(Arc::clone(&file), &options)?);
             report(1, 1);
             let reason = format!(
@@ -264,16 +261,21 @@ impl Engine {
         let gpu = match (gpu, choice) {
             (Some((ctx, reason)), Device::Auto) => {
                 let limits = &ctx.caps.limits;
-                let max_binding = limits.max_storage_buffer_binding_size as u64;
-                let fits =
-                    MemoryPlan::new(&file.header, &model_config, n_ctx, ctx.caps.f16, max_binding)
-                        .and_then(|p| {
-                            p.check(
-                                max_binding,
-                                limits.max_buffer_size,
-                                config.gpu_memory_budget_bytes,
-                            )
-                        });
+                let max_binding = limits.max_storage_buffer_binding_size;
+                let fits = MemoryPlan::new(
+                    &file.header,
+                    &model_config,
+                    n_ctx,
+                    ctx.caps.f16,
+                    max_binding,
+                )
+                .and_then(|p| {
+                    p.check(
+                        max_binding,
+                        limits.max_buffer_size,
+                        config.gpu_memory_budget_bytes,
+                    )
+                });
                 match fits {
                     Ok(()) => Ok((ctx, reason)),
                     Err(e) => Err(auto_reason(format!(

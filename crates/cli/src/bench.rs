@@ -12,7 +12,7 @@
 //!   device: how close decode is to being bound by reading its weights once.
 
 use crate::load::{self, Backend};
-use crate::{LoadFlags, ModelArgs};
+use crate::{Device, LoadFlags, ModelArgs};
 use serde_json::{json, Value as Json};
 use std::sync::Arc;
 use std::time::Instant;
@@ -187,7 +187,11 @@ pub fn model(
                 extra["rss_bytes"] = json!(rss);
                 extra["peak_rss_bytes"] = json!(peak);
             }
-            (format!("cpu ({}, {} threads)", m.isa().name(), m.threads()), 0, extra)
+            (
+                format!("cpu ({}, {} threads)", m.isa().name(), m.threads()),
+                0,
+                extra,
+            )
         }
     };
     let kernel_times = match (&loaded.backend, profile) {
@@ -309,8 +313,12 @@ pub fn kernels(
     types: Vec<String>,
     as_json: bool,
 ) -> Result<(), String> {
-    if flags.device.on_cpu() {
-        return Err("--kernels measures the GPU; drop --device".into());
+    match flags.device {
+        Device::Cpu => return cpu_kernels(flags, quick, types, as_json),
+        Device::Oracle => {
+            return Err("--kernels measures an engine's kernels; the oracle has none".into())
+        }
+        Device::Gpu => {}
     }
     let mut opts = load::device_options(flags);
     opts.timestamps = true;
@@ -390,8 +398,78 @@ fn resident_bytes() -> Option<(u64, u64)> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let field = |name: &str| -> Option<u64> {
         let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line[name.len()..].trim().trim_end_matches("kB").trim().parse().ok()?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
         Some(kb * 1024)
     };
     Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// `wisp bench --kernels --device cpu`: the CPU engine's roofline and kernels.
+fn cpu_kernels(
+    flags: &LoadFlags,
+    quick: bool,
+    types: Vec<String>,
+    as_json: bool,
+) -> Result<(), String> {
+    use wisp::cpu::bench::{kernel_bench, KernelBenchOptions};
+    let types = types
+        .iter()
+        .map(|t| {
+            wisp::quant::GgmlType::from_name(&t.to_ascii_uppercase())
+                .ok_or_else(|| format!("unknown weight type {t:?}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let r = kernel_bench(&KernelBenchOptions {
+        quick,
+        types,
+        threads: flags.threads.unwrap_or(0),
+    })
+    .map_err(|e| e.to_string())?;
+    if as_json {
+        let kernels: Vec<Json> = r
+            .kernels
+            .iter()
+            .map(|k| {
+                json!({
+                    "type": k.ty.name(), "isa": k.isa.name(), "activations": format!("{:?}", k.act),
+                    "matvec_gb_s_1": k.matvec_gb_s_1, "matvec_gb_s_all": k.matvec_gb_s_all,
+                    "matvec_of_stream": k.matvec_gb_s_all / r.stream_gb_s_all,
+                    "matmul_gop_s_1": k.matmul_gop_s_1, "matmul_gop_s_all": k.matmul_gop_s_all,
+                })
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"device": "cpu", "threads": r.threads, "stream_gb_s_1": r.stream_gb_s_1,
+                   "stream_gb_s": r.stream_gb_s_all, "kernels": kernels})
+        );
+        return Ok(());
+    }
+    println!(
+        "CPU engine, {} threads: streaming read {:.1} GB/s (1 thread {:.1} GB/s)",
+        r.threads, r.stream_gb_s_all, r.stream_gb_s_1
+    );
+    println!("mat-vec: 2048 x 2048, one token (GB/s of weights); mat-mul: x 128 tokens (GOP/s)");
+    println!(
+        "{:<8} {:<13} {:>10} {:>10} {:>8} {:>10} {:>10}",
+        "type", "isa", "mv 1 thr", "mv all", "of roof", "mm 1 thr", "mm all"
+    );
+    for k in &r.kernels {
+        println!(
+            "{:<8} {:<13} {:>10.2} {:>10.2} {:>7.0}% {:>10.1} {:>10.1}",
+            k.ty.name(),
+            k.isa.name(),
+            k.matvec_gb_s_1,
+            k.matvec_gb_s_all,
+            100.0 * k.matvec_gb_s_all / r.stream_gb_s_all,
+            k.matmul_gop_s_1,
+            k.matmul_gop_s_all
+        );
+    }
+    Ok(())
 }

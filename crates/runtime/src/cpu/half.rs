@@ -154,7 +154,10 @@ mod tests {
             (scalar.store)(&x, &mut h2);
             assert_eq!(h1, h2, "store n={n}");
             let (d1, d2) = ((best.dot)(&q, &h1), (scalar.dot)(&q, &h1));
-            assert!((d1 - d2).abs() <= 1e-5 * (1.0 + d2.abs()), "dot n={n}: {d1} {d2}");
+            assert!(
+                (d1 - d2).abs() <= 1e-5 * (1.0 + d2.abs()),
+                "dot n={n}: {d1} {d2}"
+            );
             let (mut o1, mut o2) = (q.clone(), q.clone());
             (best.axpy)(&mut o1, 0.37, &h1);
             (scalar.axpy)(&mut o2, 0.37, &h1);

@@ -43,7 +43,8 @@ impl Matrix {
                 t.name
             ))
         })? as usize;
-        if cols % act_block(dot.act_kind()) != 0 || row_bytes * rows != t.n_bytes as usize {
+        if !cols.is_multiple_of(act_block(dot.act_kind())) || row_bytes * rows != t.n_bytes as usize
+        {
             return Err(Error::InvalidModel(format!(
                 "tensor {}: {rows} rows of {cols} {ty} do not take {} bytes",
                 t.name, t.n_bytes
@@ -149,7 +150,10 @@ impl<'a> Input<'a> {
     }
 }
 
-const ZERO_Q8_0: BlockQ8_0 = BlockQ8_0 { d: 0.0, qs: [0; 32] };
+const ZERO_Q8_0: BlockQ8_0 = BlockQ8_0 {
+    d: 0.0,
+    qs: [0; 32],
+};
 const ZERO_Q8_1: BlockQ8_1 = BlockQ8_1 {
     d: 0.0,
     s: 0.0,

@@ -4,8 +4,10 @@
 //! interface and takes over where WebGPU is missing or is only a software adapter. The
 //! f32 oracle (`model::cpu`) stays the plain reference both engines are tested against.
 
-pub mod kernels;
+#[cfg(feature = "native")]
+pub mod bench;
 pub mod half;
+pub mod kernels;
 pub mod matrix;
 pub mod model;
 pub mod pool;

@@ -77,7 +77,11 @@ impl CpuEngine {
                 return Err(Error::InvalidRequest(format!(
                     "this CPU cannot run {} kernels (it has: {})",
                     isa.name(),
-                    available.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+                    available
+                        .iter()
+                        .map(|i| i.name())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )))
             }
             Some(isa) => isa,
@@ -151,10 +155,18 @@ impl CpuEngine {
             .layers
             .iter()
             .map(|l| {
-                [&l.wq, &l.wk, &l.wv, &l.wo, &l.ffn_gate, &l.ffn_up, &l.ffn_down]
-                    .iter()
-                    .map(|m| m.bytes())
-                    .sum::<usize>()
+                [
+                    &l.wq,
+                    &l.wk,
+                    &l.wv,
+                    &l.wo,
+                    &l.ffn_gate,
+                    &l.ffn_up,
+                    &l.ffn_down,
+                ]
+                .iter()
+                .map(|m| m.bytes())
+                .sum::<usize>()
             })
             .sum();
         per_layer + self.output.bytes()

@@ -46,7 +46,7 @@ impl Pool {
         if self.threads > 1 && tasks > 1 {
             use rayon::prelude::*;
             self.pool
-                .install(|| (0..tasks).into_par_iter().for_each(|i| job(i)));
+                .install(|| (0..tasks).into_par_iter().for_each(&job));
             return;
         }
         (0..tasks).for_each(job);
@@ -86,6 +86,7 @@ impl<'a> SharedOut<'a> {
     /// # Safety
     /// No other job may touch `[start, start + len)` during the parallel region.
     #[inline]
+    #[allow(clippy::mut_from_ref)] // disjoint ranges per job: the caller's contract
     pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
         assert!(start + len <= self.len);
         // SAFETY: in bounds (checked); exclusive per the caller's contract.

@@ -32,18 +32,23 @@ impl CpuEngineSession {
     pub fn new(model: Arc<CpuEngine>, n_ctx: usize) -> Result<CpuEngineSession, Error> {
         let cfg = &model.config;
         if n_ctx == 0 {
-            return Err(Error::InvalidRequest("the context must hold at least 1 token".into()));
+            return Err(Error::InvalidRequest(
+                "the context must hold at least 1 token".into(),
+            ));
         }
         let bytes = model.kv_bytes(n_ctx);
-        if bytes > isize::MAX as u64 / 2 || (cfg!(target_pointer_width = "32") && bytes > 1 << 31)
-        {
+        if bytes > isize::MAX as u64 / 2 || (cfg!(target_pointer_width = "32") && bytes > 1 << 31) {
             return Err(Error::InvalidRequest(format!(
                 "a {n_ctx}-token context needs {} MiB of KV cache, more than this machine can address",
                 bytes >> 20
             )));
         }
-        let k_cache = (0..cfg.n_layer).map(|_| vec![0u16; n_ctx * cfg.k_dim()]).collect();
-        let v_cache = (0..cfg.n_layer).map(|_| vec![0u16; n_ctx * cfg.v_dim()]).collect();
+        let k_cache = (0..cfg.n_layer)
+            .map(|_| vec![0u16; n_ctx * cfg.k_dim()])
+            .collect();
+        let v_cache = (0..cfg.n_layer)
+            .map(|_| vec![0u16; n_ctx * cfg.v_dim()])
+            .collect();
         Ok(CpuEngineSession {
             model,
             n_ctx,
@@ -112,7 +117,8 @@ impl CpuEngineSession {
         for (il, l) in model.layers.iter().enumerate() {
             // Attention block.
             let mut h = x.clone();
-            h.chunks_mut(e).for_each(|r| rms_norm(r, &l.attn_norm, cfg.rms_eps));
+            h.chunks_mut(e)
+                .for_each(|r| rms_norm(r, &l.attn_norm, cfg.rms_eps));
             let mut input = Input::new(&h, e);
             matmul(
                 &model.pool,
@@ -139,7 +145,10 @@ impl CpuEngineSession {
                 )
             });
             for t in 0..n {
-                let heads = [(&mut q[t * qd..(t + 1) * qd], &l.q_norm), (&mut k[t * kd..(t + 1) * kd], &l.k_norm)];
+                let heads = [
+                    (&mut q[t * qd..(t + 1) * qd], &l.q_norm),
+                    (&mut k[t * kd..(t + 1) * kd], &l.k_norm),
+                ];
                 for (rows, norm) in heads {
                     for head in rows.chunks_mut(cfg.head_dim_k) {
                         if let Some(w) = norm {
@@ -163,7 +172,8 @@ impl CpuEngineSession {
 
             // Feed-forward block.
             let mut h = x.clone();
-            h.chunks_mut(e).for_each(|r| rms_norm(r, &l.ffn_norm, cfg.rms_eps));
+            h.chunks_mut(e)
+                .for_each(|r| rms_norm(r, &l.ffn_norm, cfg.rms_eps));
             let mut input = Input::new(&h, e);
             matmul(
                 &model.pool,
@@ -187,11 +197,18 @@ impl CpuEngineSession {
             Logits::All => x,
             Logits::Last => x[(n - 1) * e..].to_vec(),
         };
-        rows.chunks_mut(e).for_each(|r| rms_norm(r, &model.output_norm, cfg.rms_eps));
+        rows.chunks_mut(e)
+            .for_each(|r| rms_norm(r, &model.output_norm, cfg.rms_eps));
         let m = rows.len() / e;
         let mut out = vec![0f32; m * cfg.n_vocab];
         let mut input = Input::new(&rows, e);
-        matmul(&model.pool, file, &mut input, &[&model.output], &mut [&mut out]);
+        matmul(
+            &model.pool,
+            file,
+            &mut input,
+            &[&model.output],
+            &mut [&mut out],
+        );
         if cfg.final_logit_softcap > 0.0 {
             softcap(&mut out, cfg.final_logit_softcap);
         }

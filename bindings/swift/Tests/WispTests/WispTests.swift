@@ -24,7 +24,7 @@ actor Shared {
     private var engine: Engine?
     func get() async throws -> Engine {
         if let e = engine { return e }
-        let e = try await Engine.load(path: try modelPath())
+        let e = try await Engine.load(path: try modelPath(), config: EngineConfig(device: .gpu))
         engine = e
         return e
     }
@@ -149,7 +149,7 @@ final class WispTests: XCTestCase {
         // Hold the lock while storing the task so the first progress call sees it.
         box.lock.lock()
         box.task = Task {
-            try await Engine.load(path: path) { _, done, total in
+            try await Engine.load(path: path, config: EngineConfig(device: .gpu)) { _, done, total in
                 box.lock.lock()
                 box.seen.append(done)
                 box.total = total

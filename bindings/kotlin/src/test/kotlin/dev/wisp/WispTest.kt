@@ -109,7 +109,7 @@ fun main() {
         var total = 0L
         coroutineScope {
             val job = launch {
-                Wisp.load(modelPath) { _, done, t ->
+                Wisp.load(modelPath, EngineConfig(device = Device.GPU)) { _, done, t ->
                     total = t
                     seen.add(done)
                     if (seen.size == 2) this.cancel()

@@ -16,15 +16,13 @@
 use super::{Isa, RowDot};
 use crate::quant::GgmlType;
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
-#[cfg(target_arch = "x86_64")]
-mod vnni;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
+#[cfg(target_arch = "x86_64")]
+mod x86;
 
 #[cfg(test)]
 mod tests;
@@ -40,9 +38,9 @@ pub(crate) const IQ4XS: usize = 136;
 pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
     let f = match isa {
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::get(ty),
+        Isa::Avx2 => x86::avx2::get(ty),
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => vnni::get(ty).or_else(|| avx2::get(ty)),
+        Isa::Avx512Vnni => x86::vnni::get(ty).or_else(|| x86::avx2::get(ty)),
         #[cfg(target_arch = "aarch64")]
         Isa::Neon => neon::get(ty, false),
         #[cfg(target_arch = "aarch64")]

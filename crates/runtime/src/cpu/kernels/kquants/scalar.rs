@@ -37,11 +37,11 @@ pub(super) fn dot_q2_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
     for (b, a) in w.chunks_exact(Q2K).zip(a) {
         let qs = &b[16..80];
         let mut isum = 0i32;
-        for k in 0..16 {
+        for (k, &sm) in b[..16].iter().enumerate() {
             let s: i32 = (16 * k..16 * k + 16)
                 .map(|e| two_bits(qs, e) * a.qs[e] as i32)
                 .sum();
-            isum += (b[k] & 0xf) as i32 * s;
+            isum += (sm & 0xf) as i32 * s;
         }
         let msum = min_sum16(|k| (b[k] >> 4) as i32, a);
         sum += a.d * f16_at(b, 80) * isum as f32;
@@ -56,7 +56,7 @@ pub(super) fn dot_q3_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
         let (hm, qs) = (&b[..32], &b[32..96]);
         let sc = q3k_scales(&b[96..108]);
         let mut isum = 0i32;
-        for k in 0..16 {
+        for (k, &sc) in sc.iter().enumerate() {
             let s: i32 = (16 * k..16 * k + 16)
                 .map(|e| {
                     // A clear high bit subtracts 4.
@@ -64,7 +64,7 @@ pub(super) fn dot_q3_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
                     (two_bits(qs, e) - 4 + 4 * h) * a.qs[e] as i32
                 })
                 .sum();
-            isum += sc[k] as i32 * s;
+            isum += sc as i32 * s;
         }
         sum += a.d * f16_at(b, 108) * isum as f32;
     }

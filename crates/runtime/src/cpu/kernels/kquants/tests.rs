@@ -59,16 +59,16 @@ fn weights(rng: &mut Rng, ty: GgmlType, n: usize, case: usize) -> Vec<u8> {
     let mut w = random_blocks(rng, ty, n, 0.01);
     if case == 1 {
         let size = ty.type_size() as usize;
-        let keep: &[std::ops::Range<usize>] = match ty {
-            GgmlType::Q2_K => &[80..84],
-            GgmlType::Q3_K => &[96..110],
-            GgmlType::Q4_K | GgmlType::Q5_K => &[0..16],
-            GgmlType::Q6_K => &[192..210],
-            _ => &[0..8],
+        let keep = match ty {
+            GgmlType::Q2_K => 80..84,
+            GgmlType::Q3_K => 96..110,
+            GgmlType::Q4_K | GgmlType::Q5_K => 0..16,
+            GgmlType::Q6_K => 192..210,
+            _ => 0..8,
         };
         for b in w.chunks_exact_mut(size) {
             for (i, v) in b.iter_mut().enumerate() {
-                if !keep.iter().any(|r| r.contains(&i)) {
+                if !keep.contains(&i) {
                     *v = if ty == GgmlType::IQ4_XS { 0 } else { 0xff };
                 }
             }

@@ -296,6 +296,7 @@ impl<'a> SharedOut<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     #[test]
     fn every_task_runs_once_and_panics_propagate() {

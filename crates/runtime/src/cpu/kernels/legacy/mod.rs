@@ -1,8 +1,67 @@
-//! The 32-element block types: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL.
+//! The 32-element block types: Q4_0, Q5_0, Q8_0 and IQ4_NL dotted with [`BlockQ8_0`]
+//! activations; Q4_1 and Q5_1 (which carry an offset `m`) with [`BlockQ8_1`], whose `s`
+//! (`d · Σ q`) meets the offset: `Σ w·x = dw·da·Σ q·qa + m·s`.
+//!
+//! Every kernel computes one integer sum per block and one float multiply-add per block.
+//! The SIMD kernels assume activation quants in −127..=127, which the quantizers in
+//! [`super::act`] guarantee (`|x| / d ≤ 127`): the sign trick would overflow on −128.
+//!
+//! [`BlockQ8_0`]: super::BlockQ8_0
+//! [`BlockQ8_1`]: super::BlockQ8_1
 
 use super::{Isa, RowDot};
 use crate::quant::GgmlType;
 
-pub(super) fn row_dot(_ty: GgmlType, _isa: Isa) -> Option<RowDot> {
-    None
+mod scalar;
+#[cfg(target_arch = "x86_64")]
+mod x86;
+
+#[cfg(test)]
+mod tests;
+
+/// Block sizes in bytes.
+pub(crate) const Q4_0: usize = 18;
+pub(crate) const Q4_1: usize = 20;
+pub(crate) const Q5_0: usize = 22;
+pub(crate) const Q5_1: usize = 24;
+pub(crate) const Q8_0: usize = 34;
+pub(crate) const IQ4_NL: usize = 18;
+
+/// IQ4_NL's (and IQ4_XS's) sixteen non-linear levels.
+pub(crate) const IQ4_NL_LEVELS: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// The functions of one instruction set.
+pub(super) struct Table {
+    pub q4_0: super::DotQ8_0,
+    pub q5_0: super::DotQ8_0,
+    pub q8_0: super::DotQ8_0,
+    pub iq4_nl: super::DotQ8_0,
+    pub q4_1: super::DotQ8_1,
+    pub q5_1: super::DotQ8_1,
+}
+
+pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
+    let t: &Table = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86::avx2::TABLE,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => &x86::vnni::TABLE,
+        _ => &scalar::TABLE,
+    };
+    Some(match ty {
+        GgmlType::Q4_0 => RowDot::Q8_0(t.q4_0),
+        GgmlType::Q5_0 => RowDot::Q8_0(t.q5_0),
+        GgmlType::Q8_0 => RowDot::Q8_0(t.q8_0),
+        GgmlType::IQ4_NL => RowDot::Q8_0(t.iq4_nl),
+        GgmlType::Q4_1 => RowDot::Q8_1(t.q4_1),
+        GgmlType::Q5_1 => RowDot::Q8_1(t.q5_1),
+        _ => return None,
+    })
+}
+
+#[inline(always)]
+fn f16_at(b: &[u8], i: usize) -> f32 {
+    crate::quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
 }

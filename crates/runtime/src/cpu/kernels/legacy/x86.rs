@@ -1,0 +1,215 @@
+//! x86-64 kernels. One body, two instruction sets: [`avx2`] sums u8 × i8 products with
+//! `vpmaddubsw` + `vpmaddwd` (no pair of products exceeds i16: 2 · 127 · 127 < 32768 for
+//! the sign trick's magnitudes, 2 · 31 · 127 for unsigned 5-bit quants); [`vnni`] does
+//! both in one `vpdpbusd`. Signed weights (Q4_0, Q5_0, Q8_0, IQ4_NL) go through the sign
+//! trick: `|w| · (a · sign w)`; unsigned ones (Q4_1, Q5_1) multiply directly.
+
+/// The kernels for one instruction set; `$feat` is its `target_feature` list and
+/// `$dot(u, s)` gives the i32x8 sums of the u8 × i8 products of four adjacent lanes.
+macro_rules! kernels {
+    ($feat:literal, $dot:path) => {
+        use super::super::super::{BlockQ8_0, BlockQ8_1};
+        use super::super::{Table, IQ4_NL_LEVELS};
+        use super::super::{IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
+        use core::arch::x86_64::*;
+
+        pub(in super::super) static TABLE: Table = Table {
+            q4_0: dot_q4_0,
+            q5_0: dot_q5_0,
+            q8_0: dot_q8_0,
+            iq4_nl: dot_iq4_nl,
+            q4_1: dot_q4_1,
+            q5_1: dot_q5_1,
+        };
+
+        /// Safe entry points: checked sizes (the kernels read through raw pointers), and
+        /// the table is only reached through `row_dot` for an instruction set that
+        /// `Isa::available` found on this CPU.
+        macro_rules! safe {
+            ($name:ident, $inner:ident, $act:ty, $size:expr) => {
+                fn $name(w: &[u8], a: &[$act]) -> f32 {
+                    assert_eq!(w.len(), a.len() * $size, "weight row size");
+                    // SAFETY: sizes checked above; the CPU features by the dispatch.
+                    unsafe { $inner(w, a) }
+                }
+            };
+        }
+        safe!(dot_q4_0, q4_0, BlockQ8_0, Q4_0);
+        safe!(dot_q5_0, q5_0, BlockQ8_0, Q5_0);
+        safe!(dot_q8_0, q8_0, BlockQ8_0, Q8_0);
+        safe!(dot_iq4_nl, iq4_nl, BlockQ8_0, IQ4_NL);
+        safe!(dot_q4_1, q4_1, BlockQ8_1, Q4_1);
+        safe!(dot_q5_1, q5_1, BlockQ8_1, Q5_1);
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn hsum(v: __m256) -> f32 {
+            let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+            let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+            _mm_cvtss_f32(_mm_add_ss(s, _mm_shuffle_ps::<1>(s, s)))
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn half(p: *const u8) -> f32 {
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(
+                (p as *const u16).read_unaligned() as i32,
+            )))
+        }
+
+        /// 16 bytes of nibbles as 32 u8 lanes: low nibbles (elements 0..16), then high.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn nibbles(p: *const u8) -> __m256i {
+            let x = _mm_loadu_si128(p as *const __m128i);
+            let m = _mm_set1_epi8(0x0f);
+            let lo = _mm_and_si128(x, m);
+            let hi = _mm_and_si128(_mm_srli_epi16::<4>(x), m);
+            _mm256_set_m128i(hi, lo)
+        }
+
+        /// The fifth bits of `qh` as 0x10 in the lanes whose bit is set.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn fifth_bits(p: *const u8) -> __m256i {
+            let qh = (p as *const u32).read_unaligned() as i32;
+            let spread = _mm256_shuffle_epi8(
+                _mm256_set1_epi32(qh),
+                _mm256_set_epi64x(
+                    0x0303_0303_0303_0303,
+                    0x0202_0202_0202_0202,
+                    0x0101_0101_0101_0101,
+                    0,
+                ),
+            );
+            let bits = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let set = _mm256_cmpeq_epi8(_mm256_and_si256(spread, bits), bits);
+            _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+        }
+
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn acts(qs: &[i8; 32]) -> __m256i {
+            _mm256_loadu_si256(qs.as_ptr() as *const __m256i)
+        }
+
+        /// Σ w·a for signed i8 weights: |w| · (a · sign w).
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn signed_dot(w: __m256i, a: __m256i) -> __m256 {
+            _mm256_cvtepi32_ps($dot(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w)))
+        }
+
+        /// The loop every signed-weight type shares: `weights(block)` gives its 32 i8.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn signed_row(
+            w: &[u8],
+            a: &[BlockQ8_0],
+            size: usize,
+            weights: impl Fn(*const u8) -> __m256i,
+        ) -> f32 {
+            let mut acc = _mm256_setzero_ps();
+            for (i, a) in a.iter().enumerate() {
+                let b = w.as_ptr().add(i * size);
+                let d = _mm256_set1_ps(half(b) * a.d);
+                acc = _mm256_fmadd_ps(d, signed_dot(weights(b), acts(&a.qs)), acc);
+            }
+            hsum(acc)
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q8_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+            signed_row(w, a, Q8_0, |b| unsafe {
+                _mm256_loadu_si256(b.add(2) as *const __m256i)
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+            signed_row(w, a, Q4_0, |b| unsafe {
+                _mm256_sub_epi8(nibbles(b.add(2)), _mm256_set1_epi8(8))
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_0(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+            signed_row(w, a, Q5_0, |b| unsafe {
+                let q = _mm256_or_si256(nibbles(b.add(6)), fifth_bits(b.add(2)));
+                _mm256_sub_epi8(q, _mm256_set1_epi8(16))
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn iq4_nl(w: &[u8], a: &[BlockQ8_0]) -> f32 {
+            let levels = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                IQ4_NL_LEVELS.as_ptr() as *const __m128i
+            ));
+            signed_row(w, a, IQ4_NL, |b| unsafe {
+                _mm256_shuffle_epi8(levels, nibbles(b.add(2)))
+            })
+        }
+
+        /// The loop of the offset types: `quants(block)` gives its 32 unsigned quants;
+        /// `Σ w·x = dw·da·Σ q·qa + m·s`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn offset_row(
+            w: &[u8],
+            a: &[BlockQ8_1],
+            size: usize,
+            quants: impl Fn(*const u8) -> __m256i,
+        ) -> f32 {
+            let mut acc = _mm256_setzero_ps();
+            let mut offsets = 0f32;
+            for (i, a) in a.iter().enumerate() {
+                let b = w.as_ptr().add(i * size);
+                let d = _mm256_set1_ps(half(b) * a.d);
+                let sum = _mm256_cvtepi32_ps($dot(quants(b), acts(&a.qs)));
+                acc = _mm256_fmadd_ps(d, sum, acc);
+                offsets += half(b.add(2)) * a.s;
+            }
+            hsum(acc) + offsets
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+            offset_row(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+            offset_row(w, a, Q5_1, |b| unsafe {
+                _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4)))
+            })
+        }
+    };
+}
+
+/// AVX2 + FMA + F16C.
+pub(super) mod avx2 {
+    use core::arch::x86_64::{__m256i, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16};
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
+    }
+
+    kernels!("avx2,fma,f16c", dot);
+}
+
+/// AVX-512 VNNI (256-bit `vpdpbusd` through AVX-512 VL), on top of AVX2.
+// The AVX-512 intrinsics are stable since Rust 1.89, past the workspace's declared MSRV.
+#[allow(clippy::incompatible_msrv)]
+pub(super) mod vnni {
+    use core::arch::x86_64::{__m256i, _mm256_dpbusd_epi32, _mm256_setzero_si256};
+
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn dot(u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
+    }
+
+    kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", dot);
+}

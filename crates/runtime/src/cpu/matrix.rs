@@ -6,7 +6,9 @@
 //! the same input (Q, K and V; gate and up), and the matrices' rows are split over the
 //! threads in one parallel region.
 
-use super::kernels::{act, row_dot, ActKind, BlockQ8K, BlockQ8_0, BlockQ8_1, Isa, RowDot};
+use super::kernels::{
+    act, row_dot, row_dot4, ActKind, BlockQ8K, BlockQ8_0, BlockQ8_1, Isa, RowDot, RowDot4,
+};
 use super::pool::{Pool, SharedOut};
 use crate::gguf::TensorInfo;
 use crate::quant::GgmlType;
@@ -22,6 +24,8 @@ pub struct Matrix {
     offset: usize,
     row_bytes: usize,
     dot: RowDot,
+    /// Four tokens at once, where the instruction set has it (prefill).
+    dot4: Option<RowDot4>,
 }
 
 impl Matrix {
@@ -58,6 +62,7 @@ impl Matrix {
             offset: t.offset as usize,
             row_bytes,
             dot,
+            dot4: row_dot4(ty, isa),
         })
     }
 
@@ -88,6 +93,25 @@ impl Matrix {
             RowDot::Q8K(f) => f(w, &input.q8k[t * c / 256..(t + 1) * c / 256]),
             RowDot::F32(f) => f(self.ty, w, &input.x[t * c..(t + 1) * c]),
         }
+    }
+}
+
+impl Matrix {
+    /// `row r · input rows t..t+4`, or `None` without a four-token kernel.
+    #[inline]
+    fn dot4(&self, file: &[u8], r: usize, input: &Input, t: usize) -> Option<[f32; 4]> {
+        let w = self.row(file, r);
+        let b = self.cols / 32;
+        Some(match self.dot4? {
+            RowDot4::Q8_0(f) => {
+                let a = |i: usize| &input.q8_0[(t + i) * b..(t + i + 1) * b];
+                f(w, [a(0), a(1), a(2), a(3)])
+            }
+            RowDot4::Q8_1(f) => {
+                let a = |i: usize| &input.q8_1[(t + i) * b..(t + i + 1) * b];
+                f(w, [a(0), a(1), a(2), a(3)])
+            }
+        })
     }
 }
 
@@ -221,9 +245,20 @@ pub fn matmul(
         for t0 in (0..n).step_by(TOKEN_TILE) {
             let t1 = (t0 + TOKEN_TILE).min(n);
             for r in r0..r0 + len {
-                for t in t0..t1 {
+                let mut t = t0;
+                while t + 4 <= t1 {
+                    let Some(v) = m.dot4(file, r, input, t) else {
+                        break;
+                    };
+                    for (k, v) in v.into_iter().enumerate() {
+                        // SAFETY: rows r0..r0+len of matrix i belong to this job alone.
+                        unsafe { out.write((t + k) * m.rows + r, v) };
+                    }
+                    t += 4;
+                }
+                for t in t..t1 {
                     let v = m.dot(file, r, input, t);
-                    // SAFETY: rows r0..r0+len of matrix i belong to this job alone.
+                    // SAFETY: as above.
                     unsafe { out.write(t * m.rows + r, v) };
                 }
             }

@@ -9,7 +9,7 @@
 //! [`BlockQ8_0`]: super::BlockQ8_0
 //! [`BlockQ8_1`]: super::BlockQ8_1
 
-use super::{Isa, RowDot};
+use super::{Isa, RowDot, RowDot4};
 use crate::quant::GgmlType;
 
 mod scalar;
@@ -40,6 +40,35 @@ pub(super) struct Table {
     pub iq4_nl: super::DotQ8_0,
     pub q4_1: super::DotQ8_1,
     pub q5_1: super::DotQ8_1,
+}
+
+/// The four-token functions of one instruction set.
+pub(super) struct Table4 {
+    pub q4_0: super::Dot4Q8_0,
+    pub q5_0: super::Dot4Q8_0,
+    pub q8_0: super::Dot4Q8_0,
+    pub iq4_nl: super::Dot4Q8_0,
+    pub q4_1: super::Dot4Q8_1,
+    pub q5_1: super::Dot4Q8_1,
+}
+
+pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
+    let t: &Table4 = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => &x86::avx2::TABLE4,
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => &x86::vnni::TABLE4,
+        _ => return None,
+    };
+    Some(match ty {
+        GgmlType::Q4_0 => RowDot4::Q8_0(t.q4_0),
+        GgmlType::Q5_0 => RowDot4::Q8_0(t.q5_0),
+        GgmlType::Q8_0 => RowDot4::Q8_0(t.q8_0),
+        GgmlType::IQ4_NL => RowDot4::Q8_0(t.iq4_nl),
+        GgmlType::Q4_1 => RowDot4::Q8_1(t.q4_1),
+        GgmlType::Q5_1 => RowDot4::Q8_1(t.q5_1),
+        _ => return None,
+    })
 }
 
 pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {

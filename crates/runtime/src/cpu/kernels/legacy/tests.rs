@@ -1,6 +1,7 @@
 use super::super::act::{quantize_q8_0, quantize_q8_1};
 use super::super::test_util::{random_blocks, Rng};
 use super::super::{BlockQ8_0, BlockQ8_1, Isa, RowDot};
+
 use crate::quant::{dequantize, GgmlType};
 
 const TYPES: [GgmlType; 6] = [
@@ -152,6 +153,44 @@ fn simd_matches_scalar() {
                             "{ty} {isa:?} n={n} case {case}: {got} vs scalar {want}"
                         );
                     }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn four_token_kernels_match_four_single_dots() {
+    let mut rng = Rng::new(3);
+    for ty in TYPES {
+        for &isa in &Isa::available() {
+            let Some(dot4) = super::row_dot4(ty, isa) else {
+                continue;
+            };
+            for n in LENGTHS {
+                let w = weights(&mut rng, ty, n, 0);
+                let acts: Vec<Acts> = (0..4)
+                    .map(|_| quantize(ty, &activations(&mut rng, n, 0)))
+                    .collect();
+                let got = match (dot4, &acts[..]) {
+                    (
+                        super::RowDot4::Q8_0(f),
+                        [Acts::Q8_0(a), Acts::Q8_0(b), Acts::Q8_0(c), Acts::Q8_0(d)],
+                    ) => f(&w, [a, b, c, d]),
+                    (
+                        super::RowDot4::Q8_1(f),
+                        [Acts::Q8_1(a), Acts::Q8_1(b), Acts::Q8_1(c), Acts::Q8_1(d)],
+                    ) => f(&w, [a, b, c, d]),
+                    _ => panic!("{ty} {isa:?}: four-token kernel reads other blocks"),
+                };
+                for (t, a) in acts.iter().enumerate() {
+                    let want = run(ty, isa, &w, a);
+                    let (_, mag) = reference(ty, &w, a);
+                    assert!(
+                        ((got[t] - want) as f64).abs() <= 1e-5 * mag.max(1e-30),
+                        "{ty} {isa:?} n={n} token {t}: {} vs {want}",
+                        got[t]
+                    );
                 }
             }
         }

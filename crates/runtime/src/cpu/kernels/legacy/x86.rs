@@ -9,7 +9,7 @@
 macro_rules! kernels {
     ($feat:literal, $dot:path) => {
         use super::super::super::{BlockQ8_0, BlockQ8_1};
-        use super::super::{Table, IQ4_NL_LEVELS};
+        use super::super::{Table, Table4, IQ4_NL_LEVELS};
         use super::super::{IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
         use core::arch::x86_64::*;
 
@@ -21,6 +21,33 @@ macro_rules! kernels {
             q4_1: dot_q4_1,
             q5_1: dot_q5_1,
         };
+
+        pub(in super::super) static TABLE4: Table4 = Table4 {
+            q4_0: dot4_q4_0,
+            q5_0: dot4_q5_0,
+            q8_0: dot4_q8_0,
+            iq4_nl: dot4_iq4_nl,
+            q4_1: dot4_q4_1,
+            q5_1: dot4_q5_1,
+        };
+
+        macro_rules! safe4 {
+            ($name:ident, $inner:ident, $act:ty, $size:expr) => {
+                fn $name(w: &[u8], a: [&[$act]; 4]) -> [f32; 4] {
+                    for a in a {
+                        assert_eq!(w.len(), a.len() * $size, "weight row size");
+                    }
+                    // SAFETY: sizes checked above; the CPU features by the dispatch.
+                    unsafe { $inner(w, a) }
+                }
+            };
+        }
+        safe4!(dot4_q4_0, q4_0_x4, BlockQ8_0, Q4_0);
+        safe4!(dot4_q5_0, q5_0_x4, BlockQ8_0, Q5_0);
+        safe4!(dot4_q8_0, q8_0_x4, BlockQ8_0, Q8_0);
+        safe4!(dot4_iq4_nl, iq4_nl_x4, BlockQ8_0, IQ4_NL);
+        safe4!(dot4_q4_1, q4_1_x4, BlockQ8_1, Q4_1);
+        safe4!(dot4_q5_1, q5_1_x4, BlockQ8_1, Q5_1);
 
         /// Safe entry points: checked sizes (the kernels read through raw pointers), and
         /// the table is only reached through `row_dot` for an instruction set that
@@ -109,13 +136,27 @@ macro_rules! kernels {
             size: usize,
             weights: impl Fn(*const u8) -> __m256i,
         ) -> f32 {
-            let mut acc = _mm256_setzero_ps();
-            for (i, a) in a.iter().enumerate() {
-                let b = w.as_ptr().add(i * size);
-                let d = _mm256_set1_ps(half(b) * a.d);
-                acc = _mm256_fmadd_ps(d, signed_dot(weights(b), acts(&a.qs)), acc);
+            // Two blocks per step into two accumulators: the multiply-add chains, not the
+            // integer work, bound one accumulator.
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let pairs = a.len() / 2;
+            for i in 0..pairs {
+                let (b0, b1) = (
+                    w.as_ptr().add(2 * i * size),
+                    w.as_ptr().add((2 * i + 1) * size),
+                );
+                let (a0, a1) = (&a[2 * i], &a[2 * i + 1]);
+                let p0 = signed_dot(weights(b0), acts(&a0.qs));
+                let p1 = signed_dot(weights(b1), acts(&a1.qs));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b0) * a0.d), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(b1) * a1.d), p1, acc1);
             }
-            hsum(acc)
+            if a.len() % 2 == 1 {
+                let (b, a) = (w.as_ptr().add((a.len() - 1) * size), &a[a.len() - 1]);
+                let p = signed_dot(weights(b), acts(&a.qs));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * a.d), p, acc0);
+            }
+            hsum(_mm256_add_ps(acc0, acc1))
         }
 
         #[target_feature(enable = $feat)]
@@ -160,16 +201,126 @@ macro_rules! kernels {
             size: usize,
             quants: impl Fn(*const u8) -> __m256i,
         ) -> f32 {
-            let mut acc = _mm256_setzero_ps();
-            let mut offsets = 0f32;
-            for (i, a) in a.iter().enumerate() {
-                let b = w.as_ptr().add(i * size);
-                let d = _mm256_set1_ps(half(b) * a.d);
-                let sum = _mm256_cvtepi32_ps($dot(quants(b), acts(&a.qs)));
-                acc = _mm256_fmadd_ps(d, sum, acc);
-                offsets += half(b.add(2)) * a.s;
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut off0, mut off1) = (0f32, 0f32);
+            let pairs = a.len() / 2;
+            for i in 0..pairs {
+                let (b0, b1) = (
+                    w.as_ptr().add(2 * i * size),
+                    w.as_ptr().add((2 * i + 1) * size),
+                );
+                let (a0, a1) = (&a[2 * i], &a[2 * i + 1]);
+                let p0 = _mm256_cvtepi32_ps($dot(quants(b0), acts(&a0.qs)));
+                let p1 = _mm256_cvtepi32_ps($dot(quants(b1), acts(&a1.qs)));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b0) * a0.d), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(b1) * a1.d), p1, acc1);
+                off0 += half(b0.add(2)) * a0.s;
+                off1 += half(b1.add(2)) * a1.s;
             }
-            hsum(acc) + offsets
+            if a.len() % 2 == 1 {
+                let (b, a) = (w.as_ptr().add((a.len() - 1) * size), &a[a.len() - 1]);
+                let p = _mm256_cvtepi32_ps($dot(quants(b), acts(&a.qs)));
+                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * a.d), p, acc0);
+                off0 += half(b.add(2)) * a.s;
+            }
+            hsum(_mm256_add_ps(acc0, acc1)) + (off0 + off1)
+        }
+
+        /// Four tokens of a signed-weight type: each weight block unpacked once.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn signed_row4(
+            w: &[u8],
+            a: [&[BlockQ8_0]; 4],
+            size: usize,
+            weights: impl Fn(*const u8) -> __m256i,
+        ) -> [f32; 4] {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            for i in 0..a[0].len() {
+                let b = w.as_ptr().add(i * size);
+                let q = weights(b);
+                let (u, dw) = (_mm256_sign_epi8(q, q), half(b));
+                for t in 0..4 {
+                    let at = &a[t][i];
+                    let p = _mm256_cvtepi32_ps($dot(u, _mm256_sign_epi8(acts(&at.qs), q)));
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * at.d), p, acc[t]);
+                }
+            }
+            [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
+        }
+
+        /// Four tokens of an offset type.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn offset_row4(
+            w: &[u8],
+            a: [&[BlockQ8_1]; 4],
+            size: usize,
+            quants: impl Fn(*const u8) -> __m256i,
+        ) -> [f32; 4] {
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let mut off = [0f32; 4];
+            for i in 0..a[0].len() {
+                let b = w.as_ptr().add(i * size);
+                let q = quants(b);
+                let (dw, m) = (half(b), half(b.add(2)));
+                for t in 0..4 {
+                    let at = &a[t][i];
+                    let p = _mm256_cvtepi32_ps($dot(q, acts(&at.qs)));
+                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * at.d), p, acc[t]);
+                    off[t] += m * at.s;
+                }
+            }
+            [
+                hsum(acc[0]) + off[0],
+                hsum(acc[1]) + off[1],
+                hsum(acc[2]) + off[2],
+                hsum(acc[3]) + off[3],
+            ]
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q8_0_x4(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            signed_row4(w, a, Q8_0, |b| unsafe {
+                _mm256_loadu_si256(b.add(2) as *const __m256i)
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0_x4(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            signed_row4(w, a, Q4_0, |b| unsafe {
+                _mm256_sub_epi8(nibbles(b.add(2)), _mm256_set1_epi8(8))
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_0_x4(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            signed_row4(w, a, Q5_0, |b| unsafe {
+                let q = _mm256_or_si256(nibbles(b.add(6)), fifth_bits(b.add(2)));
+                _mm256_sub_epi8(q, _mm256_set1_epi8(16))
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn iq4_nl_x4(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4] {
+            let levels = _mm256_broadcastsi128_si256(_mm_loadu_si128(
+                IQ4_NL_LEVELS.as_ptr() as *const __m128i
+            ));
+            signed_row4(w, a, IQ4_NL, |b| unsafe {
+                _mm256_shuffle_epi8(levels, nibbles(b.add(2)))
+            })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+            offset_row4(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) })
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+            offset_row4(w, a, Q5_1, |b| unsafe {
+                _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4)))
+            })
         }
 
         #[target_feature(enable = $feat)]

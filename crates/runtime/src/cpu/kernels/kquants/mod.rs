@@ -19,6 +19,11 @@ use crate::quant::GgmlType;
 #[cfg(target_arch = "aarch64")]
 mod neon;
 mod scalar;
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod v128;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod wasm;
 #[cfg(target_arch = "x86_64")]
@@ -55,6 +60,14 @@ pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
 #[inline(always)]
 fn f16_at(b: &[u8], i: usize) -> f32 {
     crate::quant::f16_to_f32(u16::from_le_bytes([b[i], b[i + 1]]))
+}
+
+/// The activation quants as bytes, for byte-vector loads.
+#[allow(dead_code)] // used by the 128-bit kernels only
+#[inline(always)]
+fn q8_bytes(a: &super::BlockQ8K) -> &[u8; 256] {
+    // SAFETY: i8 and u8 have the same size and alignment, and every bit pattern is valid.
+    unsafe { &*(a.qs.as_ptr() as *const [u8; 256]) }
 }
 
 #[inline(always)]

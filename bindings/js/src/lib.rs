@@ -17,6 +17,13 @@
 // threads); in the page everything lives on one thread, where `Arc` is merely an `Rc`.
 #![allow(clippy::arc_with_non_send_sync)]
 
+// The GPU engine (the default build). The second build, with wasm threads, has only the
+// CPU engine: wgpu's WebGPU backend does not build with atomics.
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(feature = "threads")]
+mod threads;
+
 use js_sys::{Function, Promise, Uint8Array};
 use serde_json::{json, Value};
 use sha2::Digest;
@@ -27,28 +34,23 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wisp::chat::{chat_prompt_tokens, render_options, ChatMessage, ChatTemplate, RenderOptions};
 use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
-use wisp::engine::{
-    generate_async, GpuModel, GpuSession, Hooks, ModelUpload, Timings, UploadBytes,
-};
 use wisp::generate::{
     prefix_to_keep, FinishReason, Forward, GenerateOptions, Generation, Generator,
 };
 use wisp::gguf::{GgufError, GgufFile, GgufHeader};
-use wisp::gpu::wgpu;
-use wisp::gpu::{DeviceOptions, GpuContext};
 use wisp::sampling::{Sampler, SamplingParams};
 use wisp::tokenizer::Tokenizer;
 use wisp::Error;
 
 /// A JS `Error` whose `code` names the kind of failure, so callers can branch on it.
-fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
+pub(crate) fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
     let err = js_sys::Error::new(&message.to_string());
     err.set_name("WispError");
     let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
     err.into()
 }
 
-fn wisp_error(e: Error) -> JsValue {
+pub(crate) fn wisp_error(e: Error) -> JsValue {
     let code = match &e {
         Error::Io(_) => "io",
         Error::Gguf(_) | Error::InvalidModel(_) => "invalid_model",
@@ -58,7 +60,8 @@ fn wisp_error(e: Error) -> JsValue {
         Error::InvalidRequest(_) => "invalid_request",
         Error::ContextFull { .. } => "context_full",
         Error::Cancelled => "aborted",
-        Error::Gpu(_) => "gpu",
+        #[allow(unreachable_patterns)]
+        _ => "gpu",
     };
     js_error(code, e)
 }
@@ -122,50 +125,15 @@ impl Default for Sha256 {
     }
 }
 
-/// A JS byte array on its way to the GPU without touching wasm memory.
-struct JsBytes<'a>(&'a Uint8Array);
-
-impl UploadBytes for JsBytes<'_> {
-    fn len(&self) -> usize {
-        self.0.length() as usize
-    }
-
-    fn copy_to(&self, start: usize, end: usize, out: &mut Vec<u8>) {
-        let at = out.len();
-        out.resize(at + end - start, 0);
-        self.0
-            .subarray(start as u32, end as u32)
-            .copy_to(&mut out[at..]);
-    }
-
-    fn write_to(
-        &self,
-        queue: &wgpu::Queue,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        start: usize,
-        end: usize,
-    ) {
-        let (Some(q), Some(b)) = (queue.as_webgpu(), buffer.as_webgpu()) else {
-            // Not the WebGPU backend: go through wgpu (copies into wasm memory).
-            let mut tmp = Vec::new();
-            self.copy_to(start, end, &mut tmp);
-            queue.write_buffer(buffer, offset, &tmp);
-            return;
-        };
-        let piece = self.0.subarray(start as u32, end as u32);
-        // Errors surface through the device's error scope, like wgpu's own writes.
-        let _ = q.write_buffer_with_f64_and_u8_array(b, offset as f64, &piece);
-    }
-}
-
 /// Options of a load, as the JS package passes them.
 struct LoadOptions {
     n_ctx: Option<usize>,
     budget: Option<u64>,
-    device: DeviceOptions,
-    /// CPU engine threads (1 without a worker pool).
+    /// CPU engine threads (what the worker pool was started with; 1 without one).
     threads: usize,
+    /// Everything, for the engine-specific options (the GPU's device options).
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    raw: Value,
 }
 
 impl LoadOptions {
@@ -175,137 +143,10 @@ impl LoadOptions {
         Ok(LoadOptions {
             n_ctx: v["contextLength"].as_u64().map(|n| n as usize),
             budget: v["memoryBudget"].as_u64(),
-            device: DeviceOptions {
-                webgpu_default_limits: v["webgpuDefaultLimits"].as_bool().unwrap_or(false),
-                no_f16: v["noF16"].as_bool().unwrap_or(false),
-                no_subgroups: true,
-                ..Default::default()
-            },
             threads: v["threads"].as_u64().unwrap_or(1).max(1) as usize,
+            raw: v,
         })
     }
-}
-
-/// A model being loaded: JS reads [`Loader::ranges`] of the file in order and pushes the
-/// bytes, then calls [`finishLoad`].
-#[wasm_bindgen]
-pub struct Loader {
-    upload: ModelUpload,
-    tokenizer: Tokenizer,
-    template: Result<ChatTemplate, Error>,
-    n_ctx: usize,
-    info: Value,
-}
-
-/// Parse the header in `prefix` (see [`header_bytes_needed`]), open the GPU, check the
-/// memory plan against its limits and allocate the weight buffers.
-#[wasm_bindgen(js_name = beginLoad)]
-pub async fn begin_load(
-    prefix: Vec<u8>,
-    file_len: Option<f64>,
-    options: String,
-) -> Result<Loader, JsValue> {
-    let opts = LoadOptions::parse(&options)?;
-    let header =
-        GgufHeader::parse(&prefix, file_len.map(|n| n as u64)).map_err(|e| wisp_error(e.into()))?;
-    drop(prefix);
-    let tokenizer = Tokenizer::from_gguf(&header).map_err(wisp_error)?;
-    let template = ChatTemplate::from_gguf(&header);
-    let ctx = GpuContext::new(&opts.device).await.map_err(|e| {
-        js_error(
-            "webgpu_unavailable",
-            format!("{e}. WebGPU needs a recent Chrome, Edge or Safari (or Firefox 141+ on Windows); on Linux Chrome, enable chrome://flags/#enable-unsafe-webgpu"),
-        )
-    })?;
-    let ctx = Arc::new(ctx);
-    let config = wisp::model::ModelConfig::from_gguf(&header).map_err(wisp_error)?;
-    let n_ctx = opts.n_ctx.unwrap_or_else(|| config.default_n_ctx()).max(1);
-    let upload =
-        ModelUpload::begin(Arc::clone(&ctx), &header, n_ctx, opts.budget).map_err(|e| match e {
-            // The memory plan's refusals: say what to change in this API's terms.
-            Error::Unsupported(m) if m.starts_with("the model needs") => {
-                js_error("model_too_large", m.replace("--ctx-size", "contextLength"))
-            }
-            e => wisp_error(e),
-        })?;
-    if let Some(len) = file_len {
-        upload.check_source_len(len as u64).map_err(wisp_error)?;
-    }
-    let info = json!({
-        "name": header.get_str("general.name").unwrap_or(""),
-        "architecture": header.get_str("general.architecture").unwrap_or(""),
-        "contextLength": n_ctx,
-        "trainedContextLength": config.n_ctx_train,
-        "vocabSize": config.n_vocab,
-        "layers": config.n_layer,
-        "embeddingSize": config.n_embd,
-        "engine": "gpu",
-        "gpuBytes": upload.plan().weights_bytes,
-        "adapter": ctx.caps.adapter_name,
-        "shaderF16": ctx.caps.f16,
-        "hasChatTemplate": header.get_str("tokenizer.chat_template").is_some(),
-    });
-    Ok(Loader {
-        upload,
-        tokenizer,
-        template,
-        n_ctx,
-        info,
-    })
-}
-
-#[wasm_bindgen]
-impl Loader {
-    /// The byte ranges to read, flattened: `[start0, end0, start1, end1, …]`.
-    pub fn ranges(&self) -> Vec<f64> {
-        self.upload
-            .ranges()
-            .into_iter()
-            .flat_map(|(s, e)| [s as f64, e as f64])
-            .collect()
-    }
-
-    /// The next bytes of the ranges, in order.
-    pub fn push(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
-        self.upload.push(&JsBytes(chunk)).map_err(wisp_error)
-    }
-
-    /// Bytes received so far.
-    pub fn loaded(&self) -> f64 {
-        self.upload.done as f64
-    }
-
-    /// Bytes to receive in all.
-    pub fn total(&self) -> f64 {
-        self.upload.total as f64
-    }
-}
-
-/// Wait for the uploads, compile the kernels and open a session.
-#[wasm_bindgen(js_name = finishLoad)]
-pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
-    let Loader {
-        upload,
-        tokenizer,
-        template,
-        n_ctx,
-        info,
-    } = loader;
-    let model = Arc::new(upload.finish().await.map_err(wisp_error)?);
-    let session = GpuSession::create(Arc::clone(&model), n_ctx)
-        .await
-        .map_err(wisp_error)?;
-    let render = render_options(&tokenizer);
-    Ok(Engine {
-        text: Rc::new(Text {
-            tokenizer,
-            template,
-            render,
-        }),
-        session: Rc::new(RefCell::new(Some(Session::Gpu(Box::new(session))))),
-        _gpu_model: Some(model),
-        info: info.to_string(),
-    })
 }
 
 /// The most bytes one wasm32 memory holds (65536 pages of 64 KiB).
@@ -487,7 +328,6 @@ pub fn finish_cpu_load(loader: CpuLoader) -> Result<Engine, JsValue> {
             render,
         }),
         session: Rc::new(RefCell::new(Some(Session::Cpu(session)))),
-        _gpu_model: None,
         info: info.to_string(),
     })
 }
@@ -505,13 +345,13 @@ pub struct Engine {
     text: Rc<Text>,
     /// Taken out while a request runs: a second request meanwhile is refused as busy.
     session: Rc<RefCell<Option<Session>>>,
-    _gpu_model: Option<Arc<GpuModel>>,
     info: String,
 }
 
-/// One conversation on either engine.
+/// One conversation on either engine (the GPU session keeps its model alive).
 enum Session {
-    Gpu(Box<GpuSession>),
+    #[cfg(feature = "gpu")]
+    Gpu(Box<wisp::engine::GpuSession>),
     Cpu(CpuEngineSession),
 }
 
@@ -595,7 +435,7 @@ fn messages(req: &Value) -> Result<Vec<ChatMessage>, JsValue> {
         .collect()
 }
 
-fn now_s() -> f64 {
+pub(crate) fn now_s() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
@@ -731,10 +571,10 @@ async fn run(
     let hooks = Hooks {
         on_text: &mut emit,
         cancelled: &is_cancelled,
-        now: &now_s,
     };
     let result = match &mut session {
-        Session::Gpu(s) => generate_async(s, tokenizer, &mut sampler, prompt, &opts, hooks).await,
+        #[cfg(feature = "gpu")]
+        Session::Gpu(s) => gpu::generate(s, tokenizer, &mut sampler, prompt, &opts, hooks).await,
         Session::Cpu(s) => {
             generate_cpu(s, tokenizer, &mut sampler, prompt, &opts, hooks, pause).await
         }
@@ -755,8 +595,8 @@ async fn run(
             "promptTokens": gen.prompt_tokens,
             "prefillTokens": gen.prefilled_tokens,
             "completionTokens": gen.tokens.len(),
-            "timeToFirstTokenS": timings.time_to_first_token_s,
-            "prefillTokensPerS": rate(gen.prefilled_tokens, timings.time_to_first_token_s),
+            "timeToFirstTokenS": timings.first_token_s,
+            "prefillTokensPerS": rate(gen.prefilled_tokens, timings.first_token_s),
             "decodeTokensPerS": rate(decoded, timings.decode_s),
             "tokens": gen.tokens,
         })
@@ -764,11 +604,25 @@ async fn run(
     ))
 }
 
+/// The hooks of one generation: streamed text (false stops it) and the cancellation check.
+struct Hooks<'a> {
+    on_text: &'a mut dyn FnMut(&str) -> bool,
+    cancelled: &'a dyn Fn() -> bool,
+}
+
+/// Where the time of one generation went, in seconds.
+struct Timings {
+    /// From the call to the first sampled token (the prefill).
+    first_token_s: f64,
+    /// From the first sampled token to the end.
+    decode_s: f64,
+}
+
 /// Prompt tokens per CPU prefill step: each step is synchronous, so this bounds how long
 /// the worker goes without reading its messages (a cancellation) during a long prompt.
 const CPU_PREFILL_CHUNK: usize = 64;
 
-/// [`generate_async`] for the CPU engine: the same [`Generator`] bookkeeping, with the
+/// `wisp::engine::generate_async` for the CPU engine: the same [`Generator`] bookkeeping, with the
 /// synchronous forward pass and a return to the event loop (`pause()`) before every step.
 async fn generate_cpu(
     session: &mut CpuEngineSession,
@@ -779,7 +633,7 @@ async fn generate_cpu(
     hooks: Hooks<'_>,
     pause: &Function,
 ) -> Result<(Generation, Timings), Error> {
-    let start = (hooks.now)();
+    let start = now_s();
     let kept = prefix_to_keep(session.cached_tokens(), prompt, session.n_ctx())?;
     session.truncate(kept);
     let mut g = Generator::new(tokenizer, prompt, kept, opts);
@@ -800,16 +654,16 @@ async fn generate_cpu(
             continue;
         }
         let token = session.forward_sample(g.input(), sampler, g.history())?;
-        first_token_at.get_or_insert_with(|| (hooks.now)());
+        first_token_at.get_or_insert_with(now_s);
         let cached = session.cached_tokens().len();
         if let Some(done) = g.accept(token, cached, session.n_ctx(), hooks.on_text) {
             break done;
         }
     };
-    let end = (hooks.now)();
+    let end = now_s();
     let first = first_token_at.unwrap_or(end);
     let timings = Timings {
-        time_to_first_token_s: first - start,
+        first_token_s: first - start,
         decode_s: end - first,
     };
     Ok((g.finish(finish, hooks.on_text), timings))

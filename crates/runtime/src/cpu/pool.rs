@@ -1,5 +1,7 @@
-//! The engine's threads: a rayon pool of its own natively (so `--threads N` means N), and
-//! the calling thread alone where there are no threads (wasm without shared memory).
+//! The engine's threads: a rayon pool of its own natively (so `--threads N` means N),
+//! rayon's global pool on wasm with threads (`wasm-threads`: the embedder builds it over
+//! Web Workers before loading; the caller blocks while the pool works, so it must not be
+//! a page's main thread), and the calling thread alone where there are no threads.
 
 /// Runs `tasks` independent jobs on the engine's threads and waits for all of them.
 pub struct Pool {
@@ -25,7 +27,14 @@ impl Pool {
                 .map_err(|e| crate::Error::Io(format!("cannot start {threads} threads: {e}")))?;
             Ok(Pool { pool, threads })
         }
-        #[cfg(not(feature = "native"))]
+        #[cfg(all(feature = "wasm-threads", not(feature = "native")))]
+        {
+            let _ = threads;
+            Ok(Pool {
+                threads: rayon::current_num_threads(),
+            })
+        }
+        #[cfg(not(any(feature = "native", feature = "wasm-threads")))]
         {
             let _ = threads;
             Ok(Pool { threads: 1 })
@@ -47,6 +56,12 @@ impl Pool {
             use rayon::prelude::*;
             self.pool
                 .install(|| (0..tasks).into_par_iter().for_each(|i| job(i)));
+            return;
+        }
+        #[cfg(all(feature = "wasm-threads", not(feature = "native")))]
+        if self.threads > 1 && tasks > 1 {
+            use rayon::prelude::*;
+            (0..tasks).into_par_iter().for_each(job);
             return;
         }
         (0..tasks).for_each(job);

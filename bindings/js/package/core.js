@@ -2,16 +2,54 @@
 // module, streams a model into it and runs requests. It only moves bytes and messages;
 // the model itself lives in the wasm engine.
 
-import init, * as wasm from './wisp_wasm.js';
 import { BlobSource, BytesSource, streamSource, urlSource, WispError } from './sources.js';
 import * as cache from './cache.js';
 
-let ready = null;
+// Two builds of the engine: `wisp_wasm` (both engines, one thread) and `wisp_wasm_mt`
+// (the CPU engine alone, built with wasm threads over a shared memory), which is loaded
+// only for the CPU engine on several threads.
+const builds = {};
+/** The build the engine in this worker runs on. */
+let wasm = null;
 
-/** Load the wasm module once. */
-export function initWasm() {
-  ready ??= init({ module_or_path: new URL('./wisp_wasm_bg.wasm', import.meta.url) });
-  return ready;
+/** Load a build once ('st' or 'mt'); resolves to its module. */
+export function initWasm(kind = 'st') {
+  builds[kind] ??= (async () => {
+    const m = kind === 'mt' ? await import('./wisp_wasm_mt.js') : await import('./wisp_wasm.js');
+    const file = kind === 'mt' ? './wisp_wasm_mt_bg.wasm' : './wisp_wasm_bg.wasm';
+    await m.default({ module_or_path: new URL(file, import.meta.url) });
+    return m;
+  })();
+  builds[kind].catch(() => { delete builds[kind]; });
+  return builds[kind];
+}
+
+const MAX_THREADS = 16;
+let pool = null; // {threads, workers} once the threaded build's pool runs
+
+/**
+ * Start `n` pool workers over the threaded build's memory, then rayon's pool on them
+ * (the order src/threads.rs explains). Once per worker: later loads reuse the pool.
+ */
+async function startPool(m, n) {
+  if (pool) return pool.threads;
+  const [module, memory] = m.threadShare();
+  const started = [];
+  try {
+    await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve, reject) => {
+      const w = new Worker(new URL('./thread.js', import.meta.url), { type: 'module', name: `wisp-thread-${i}` });
+      started.push(w);
+      w.onmessage = (ev) => (ev.data === 'ready' ? resolve() : reject(new Error(ev.data?.error ?? 'no ready message')));
+      w.onerror = (ev) => reject(new Error(ev.message ?? 'the thread worker failed to start'));
+      w.postMessage({ module, memory });
+    })));
+  } catch (e) {
+    started.forEach((w) => w.terminate());
+    throw e;
+  }
+  m.buildPool(n);
+  pool = { threads: m.poolThreads(), workers: started };
+  return pool.threads;
 }
 
 export function checkWebGpu() {
@@ -101,16 +139,47 @@ export async function chooseEngine() {
   return { engine: 'gpu', reason: `hardware WebGPU adapter (${name})`, adapter: name };
 }
 
-/** Threads the CPU engine gets, and why (engine.info.threadsReason). */
+/**
+ * Threads the CPU engine asks for, and why (engine.info.threadsReason): {threads,
+ * threadsReason, mt} where `mt` says the threaded build is needed.
+ */
 function cpuThreads(opts) {
   const asked = opts.threads ?? 0;
-  if (asked !== 0 && !(Number.isInteger(asked) && asked > 0)) {
+  if (!(Number.isInteger(asked) && asked >= 0)) {
     throw new WispError('invalid_request', `threads must be a positive whole number (or 0: one per core), not ${asked}`);
   }
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const want = Math.min(asked === 0 ? cores : asked, MAX_THREADS);
+  const one = (why) => ({ threads: 1, threadsReason: `one thread: ${why}`, mt: false });
+  if (want === 1) return one(asked === 1 ? 'threads: 1 was asked for' : 'this device reports one core');
   if (!globalThis.crossOriginIsolated) {
-    return { threads: 1, threadsReason: 'one thread: the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp to use several)' };
+    return one('the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp to use several)');
   }
-  return { threads: 1, threadsReason: 'one thread: this build of the package has no wasm threads' };
+  if (typeof WorkerGlobalScope === 'undefined' || !(globalThis instanceof WorkerGlobalScope)) {
+    return one("the engine runs on the page's main thread (worker: false), which may not wait for other threads");
+  }
+  return {
+    threads: want,
+    threadsReason: `${want} threads (${asked === 0 ? 'one per core' : 'as asked'}): Web Workers over a shared wasm memory`,
+    mt: true,
+  };
+}
+
+/** The build for the CPU engine with `plan`'s threads (falls back to one thread). */
+async function cpuBuild(plan) {
+  if (!plan.mt) return initWasm('st');
+  try {
+    const m = await initWasm('mt');
+    const n = await startPool(m, plan.threads);
+    if (n !== plan.threads) plan.threadsReason = `${n} threads (the pool already ran with ${n})`;
+    plan.threads = n;
+    return m;
+  } catch (e) {
+    plan.threads = 1;
+    plan.mt = false;
+    plan.threadsReason = `one thread: the threaded build did not start (${e?.message ?? e})`;
+    return initWasm('st');
+  }
 }
 
 /** A model load has this much of the header; read more until it parses. */
@@ -149,7 +218,7 @@ export async function load(source, opts = {}) {
     choice = await chooseEngine();
   }
   const cpu = cpuThreads(opts);
-  await initWasm();
+  wasm = choice.engine === 'cpu' ? await cpuBuild(cpu) : await initWasm('st');
   const progress = (phase, loaded, total) => opts.onProgress?.({ phase, loaded, total });
   const hasher = opts.sha256 ? new wasm.Sha256() : null;
   const state = {
@@ -168,7 +237,7 @@ export async function load(source, opts = {}) {
     src = await open(source, opts, state);
     progress('header', 0, src.size ?? 0);
     const prefix = await readHeader(src);
-    const options = JSON.stringify({
+    const options = () => JSON.stringify({
       contextLength: opts.contextLength,
       memoryBudget: opts.memoryBudget,
       noF16: opts.noF16,
@@ -177,15 +246,16 @@ export async function load(source, opts = {}) {
     });
     if (choice.engine === 'gpu') {
       try {
-        loader = await wasm.beginLoad(prefix, src.size ?? undefined, options);
+        loader = await wasm.beginLoad(prefix, src.size ?? undefined, options());
       } catch (e) {
         const err = toWispError(e);
         // 'auto' falls back to the CPU engine where the GPU cannot take the model.
         if (device !== 'auto' || !['model_too_large', 'webgpu_unavailable', 'gpu'].includes(err.code)) throw err;
         choice = { ...choice, engine: 'cpu', reason: `the GPU cannot run it (${err.message})` };
+        wasm = await cpuBuild(cpu);
       }
     }
-    if (choice.engine === 'cpu') loader = wasm.beginCpuLoad(prefix, src.size ?? undefined, options);
+    if (choice.engine === 'cpu') loader = wasm.beginCpuLoad(prefix, src.size ?? undefined, options());
     const total = loader.total();
     const ranges = choice.engine === 'gpu' ? loader.ranges() : [0, total];
     for (let i = 0; i < ranges.length; i += 2) {

@@ -216,4 +216,3 @@ pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
         info: info.to_string(),
     })
 }
-

@@ -57,7 +57,7 @@ pub fn build_pool(n: usize) -> Result<(), JsValue> {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .send(thread)
-                .map_err(std::io::Error::other)
+                .map_err(|_| std::io::Error::other("the pool workers are gone"))
         })
         .build_global()
         .map_err(|e| crate::js_error("internal", format!("cannot start {n} threads: {e}")))

@@ -353,7 +353,7 @@ test('no WebGPU (Chromium without it): device auto loads SmolLM2 on the CPU engi
     }
     const info = engine.info;
     await engine.unload();
-    return { gpu, res, prompt, chunks, streamed, stopAt, stopped, aborted, abortFinish: last.choices[0].finish_reason, abortTokens: last.usage.completion_tokens, info };
+    return { gpu, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated, res, prompt, chunks, streamed, stopAt, stopped, aborted, abortFinish: last.choices[0].finish_reason, abortTokens: last.usage.completion_tokens, info };
   }, { url: SMOL, question: QUESTION, n: CPU_TOKENS });
   assert.equal(r.gpu, false, 'this Chromium has no WebGPU adapter');
   const i = r.info;
@@ -362,8 +362,11 @@ test('no WebGPU (Chromium without it): device auto loads SmolLM2 on the CPU engi
   assert.equal(i.adapter, null);
   assert.equal(i.gpuBytes, 0);
   assert.equal(i.isa, 'simd128', 'the wasm build has SIMD');
-  assert.ok(i.threads >= 1, `threads ${i.threads}`);
-  assert.equal(typeof i.threadsReason, 'string');
+  // The test server sends COOP/COEP: the page is isolated, so threads: 0 = one per core.
+  assert.equal(r.isolated, true);
+  assert.equal(i.crossOriginIsolated, true);
+  assert.equal(i.threads, Math.min(r.cores, 16), `threads ${i.threads}: ${i.threadsReason}`);
+  if (r.cores > 1) assert.match(i.threadsReason, /Web Workers over a shared wasm memory/);
   assert.equal(i.wasmModelBytes, statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size, 'the whole file in wasm memory');
   assert.ok(i.kvBytes > 0);
   assert.equal(i.name.length > 0, true);
@@ -409,6 +412,27 @@ test("device: 'cpu' where WebGPU exists, page not cross-origin isolated: one thr
   assert.equal(r.back, 'Hello, world!');
   const native = nativeCpuRun('The capital of France is', 3, { special: false });
   return `${assertGreedyAgrees('The capital of France is', r.res.choices[0].text, native)}: ${JSON.stringify(r.res.choices[0].text)}`;
+});
+
+test("device: 'cpu', threads: 2 in a cross-origin isolated page: a pool of Worker threads, the same greedy text as one thread", async () => {
+  const r = await inPage(async ({ url }) => {
+    const run = async (threads) => {
+      const engine = await Wisp.load(url, { device: 'cpu', threads, cache: false });
+      const res = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 3 });
+      const info = engine.info;
+      await engine.unload();
+      return { text: res.choices[0].text, usage: res.usage, info };
+    };
+    return { two: await run(2), one: await run(1), isolated: crossOriginIsolated };
+  }, { url: SMOL });
+  assert.equal(r.isolated, true);
+  assert.equal(r.two.info.threads, 2, r.two.info.threadsReason);
+  assert.match(r.two.info.threadsReason, /^2 threads \(as asked\): Web Workers/);
+  assert.equal(r.one.info.threads, 1);
+  assert.match(r.one.info.threadsReason, /threads: 1 was asked for/);
+  assert.equal(r.two.text, r.one.text, 'threads change the speed, not the tokens');
+  const rate = (x) => `pp ${x.usage.extra.prefill_tokens_per_s.toFixed(1)} / tg ${x.usage.extra.decode_tokens_per_s.toFixed(1)} tok/s`;
+  return `2 threads ${rate(r.two)}, 1 thread ${rate(r.one)}: ${JSON.stringify(r.two.text)}`;
 });
 
 test('CPU engine errors: a KV cache past the 4 GiB of wasm32 memory, a memory budget, a bad device, before any download', async () => {

@@ -6,7 +6,7 @@ const ui = {
   url: $('model-url'), file: $('model-file'), load: $('load'), progress: $('progress'),
   status: $('status'), messages: $('messages'), prompt: $('prompt'), send: $('send'),
   stop: $('stop'), clear: $('clear'), temperature: $('temperature'), maxTokens: $('max-tokens'),
-  speed: $('speed'), error: $('error'),
+  speed: $('speed'), error: $('error'), engine: $('engine'),
 };
 
 let engine = null;
@@ -19,7 +19,7 @@ ui.url.value = params.get('model') ?? '';
 function showError(e) {
   // Say what happened and what to do, in words, not a stack trace.
   const hints = {
-    webgpu_unavailable: 'This browser cannot run models on the GPU.',
+    webgpu_unavailable: 'This browser cannot run models on the GPU (try the CPU engine: ?device=cpu).',
     model_too_large: 'This model does not fit on this device.',
     invalid_model: 'This file is not a model Wisp can read.',
     unsupported: 'Wisp does not support this model yet.',
@@ -58,6 +58,7 @@ async function load(source, label) {
   const started = performance.now();
   try {
     engine = await Wisp.load(source, {
+      device: params.get('device') ?? 'auto',
       onProgress: ({ phase, loaded, total }) => {
         ui.progress.value = total ? loaded / total : 0;
         const verb = { header: 'Reading', download: 'Downloading', cache: 'Loading from cache', compile: 'Preparing', ready: 'Ready' }[phase];
@@ -67,9 +68,16 @@ async function load(source, label) {
     const secs = ((performance.now() - started) / 1000).toFixed(1);
     const i = engine.info;
     ui.status.dataset.state = 'ready';
-    ui.status.textContent = `${i.name || i.architecture} ready in ${secs} s on ${i.adapter || 'the GPU'} ` +
-      `(${mib(i.gpuBytes)}, ${i.fromCache ? 'from cache' : `${mib(i.bytesFetched)} fetched`}, context ${i.contextLength} tokens)` +
+    const cpu = i.engine === 'cpu';
+    const where = cpu ? `the CPU (${i.threads} thread${i.threads === 1 ? '' : 's'})` : (i.adapter || 'the GPU');
+    ui.status.textContent = `${i.name || i.architecture} ready in ${secs} s on ${where} ` +
+      `(${mib(cpu ? i.wasmModelBytes : i.gpuBytes)}, ${i.fromCache ? 'from cache' : `${mib(i.bytesFetched)} fetched`}, context ${i.contextLength} tokens)` +
       (i.cacheError ? ` — not cached: ${i.cacheError}` : '');
+    ui.engine.hidden = false;
+    ui.engine.dataset.engine = i.engine;
+    ui.engine.textContent = cpu
+      ? `CPU engine (wasm ${i.isa}, ${i.threads} thread${i.threads === 1 ? '' : 's'}): ${i.reason}. ${i.threadsReason}.`
+      : `GPU engine (WebGPU on ${i.adapter}): ${i.reason}.`;
     setChatEnabled(true);
     ui.prompt.focus();
   } catch (e) {

@@ -6,6 +6,12 @@
 //! Routes: `/` → `demo/index.html`; `/demo/…`; `/dist/…` (the npm package);
 //! `/models/…` (the test models); `/__stats` (JSON counters); `/__reset`.
 //! `?drop=N` on a model URL cuts the first full response after N bytes.
+//!
+//! Every response carries `Cross-Origin-Opener-Policy: same-origin` and
+//! `Cross-Origin-Embedder-Policy: require-corp` (plus `Cross-Origin-Resource-Policy:
+//! same-origin`), which make the pages cross-origin isolated: the CPU engine's worker
+//! threads need `SharedArrayBuffer`, which browsers give only to isolated pages. `?coi=0`
+//! on a page's URL leaves the two headers out (to test the one-thread fallback).
 
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -74,11 +80,21 @@ fn under(root: &Path, rel: &str) -> Option<PathBuf> {
     Some(root.join(rel))
 }
 
+/// The headers of cross-origin isolation (see the module docs); none with `?coi=0`.
+fn isolation(query: &str) -> &'static str {
+    if query.split('&').any(|kv| kv == "coi=0") {
+        "Cross-Origin-Resource-Policy: same-origin\r\n"
+    } else {
+        "Cross-Origin-Opener-Policy: same-origin\r\nCross-Origin-Embedder-Policy: require-corp\r\nCross-Origin-Resource-Policy: same-origin\r\n"
+    }
+}
+
 fn respond(conn: &mut TcpStream, status: &str, ctype: &str, body: &[u8]) -> std::io::Result<()> {
     write!(
         conn,
-        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n",
-        body.len()
+        "HTTP/1.1 {status}\r\nContent-Type: {ctype}\r\nContent-Length: {}\r\nCache-Control: no-store\r\n{}Connection: close\r\n\r\n",
+        body.len(),
+        isolation("")
     )?;
     conn.write_all(body)
 }
@@ -163,9 +179,10 @@ fn handle(mut conn: TcpStream, roots: &Roots, stats: &Stats) -> std::io::Result<
         None => ("200 OK", 0, size),
     };
     let mut head = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nCache-Control: no-store\r\nConnection: close\r\n",
+        "HTTP/1.1 {status}\r\nContent-Type: {}\r\nContent-Length: {}\r\nAccept-Ranges: bytes\r\nCache-Control: no-store\r\n{}Connection: close\r\n",
         content_type(&file),
-        end - start
+        end - start,
+        isolation(query)
     );
     if status.starts_with("206") {
         head += &format!("Content-Range: bytes {start}-{}/{size}\r\n", end - 1);

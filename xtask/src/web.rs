@@ -59,6 +59,103 @@ fn gzip_size(path: &Path) -> Result<u64, String> {
     Ok(out.stdout.len() as u64)
 }
 
+/// The flags of the threaded build: wasm threads (atomics, bulk memory) and SIMD; the
+/// linker makes the memory shared and imported (each pool worker instantiates the module
+/// over it) and exports the thread-local storage symbols wasm-bindgen's thread support
+/// needs; the memory may grow to the whole 4 GiB of wasm32 (a shared memory declares its
+/// maximum up front, and the CPU engine holds the model in it).
+const MT_RUSTFLAGS: &str = "-C target-feature=+atomics,+bulk-memory,+simd128 \
+    -C link-arg=--shared-memory -C link-arg=--import-memory \
+    -C link-arg=--max-memory=4294967296 \
+    -C link-arg=--export=__wasm_init_tls -C link-arg=--export=__tls_size \
+    -C link-arg=--export=__tls_align -C link-arg=--export=__tls_base";
+
+/// wasm-opt's flags for what rustc emits (`--all-features` output fails to load).
+const WASM_OPT_FEATURES: &[&str] = &[
+    "--enable-bulk-memory",
+    "--enable-nontrapping-float-to-int",
+    "--enable-sign-ext",
+    "--enable-mutable-globals",
+    "--enable-reference-types",
+    "--enable-multivalue",
+    "--enable-simd",
+];
+
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join("target"))
+}
+
+/// wasm-bindgen then wasm-opt one build into `dist` as `{name}.js` + `{name}_bg.wasm`.
+fn bind(
+    wasm: &Path,
+    dist: &Path,
+    name: &str,
+    wasm_opt: &Path,
+    threads: bool,
+) -> Result<PathBuf, String> {
+    run(Command::new("wasm-bindgen")
+        .args(["--target", "web", "--out-name", name, "--out-dir"])
+        .arg(dist)
+        .arg(wasm))?;
+    let out_wasm = dist.join(format!("{name}_bg.wasm"));
+    if wasm_opt.exists() {
+        let mut cmd = Command::new(wasm_opt);
+        cmd.arg("-Oz").args(WASM_OPT_FEATURES);
+        if threads {
+            cmd.arg("--enable-threads");
+        }
+        run(cmd.arg("-o").arg(&out_wasm).arg(&out_wasm))?;
+    }
+    Ok(out_wasm)
+}
+
+/// The second build: the CPU engine with wasm threads (nightly: std rebuilt with
+/// atomics). Its own target dir keeps both builds' caches. `None` when there is no
+/// nightly toolchain (the package then runs the CPU engine on one thread).
+fn build_threads() -> Result<Option<PathBuf>, String> {
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !nightly {
+        eprintln!(
+            "warning: no nightly toolchain (`rustup toolchain install nightly`): the package \
+             gets no threaded build, and its CPU engine runs on one thread"
+        );
+        return Ok(None);
+    }
+    run(Command::new("rustup").args(["component", "add", "rust-src", "--toolchain", "nightly"]))?;
+    let dir = target_dir().join("wasm-mt");
+    run(Command::new("rustup")
+        .args([
+            "run",
+            "nightly",
+            "cargo",
+            "build",
+            "-Z",
+            "build-std=std,panic_abort",
+        ])
+        .args(["--profile", "wasm", "-p", "wisp-js", "--target", TARGET])
+        .args([
+            "--no-default-features",
+            "--features",
+            "threads",
+            "--target-dir",
+        ])
+        .arg(&dir)
+        .env(
+            "CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS",
+            MT_RUSTFLAGS,
+        )
+        // The outer `cargo xtask` is stable: don't let its toolchain leak in.
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC"))?;
+    Ok(Some(dir.join(TARGET).join("wasm/wisp_js.wasm")))
+}
+
 /// Build the npm package into bindings/js/dist (importable as is).
 pub fn js() -> Result<(), String> {
     run(Command::new("rustup").args(["target", "add", TARGET]))?;
@@ -73,48 +170,40 @@ pub fn js() -> Result<(), String> {
         "--target",
         TARGET,
     ]))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    let wasm = target_dir.join(TARGET).join("wasm/wisp_js.wasm");
+    let wasm = target_dir().join(TARGET).join("wasm/wisp_js.wasm");
+    let threaded = build_threads()?;
     let dist = dist_dir();
     let _ = std::fs::remove_dir_all(&dist);
     std::fs::create_dir_all(&dist).map_err(|e| e.to_string())?;
-    run(Command::new("wasm-bindgen")
-        .args(["--target", "web", "--out-name", "wisp_wasm", "--out-dir"])
-        .arg(&dist)
-        .arg(&wasm))?;
-    let out_wasm = dist.join("wisp_wasm_bg.wasm");
     let wasm_opt = node_modules.join(".bin/wasm-opt");
-    if wasm_opt.exists() {
-        // These feature flags match what rustc emits; `--all-features` output fails to load.
-        run(Command::new(&wasm_opt)
-            .args([
-                "-Oz",
-                "--enable-bulk-memory",
-                "--enable-nontrapping-float-to-int",
-                "--enable-sign-ext",
-                "--enable-mutable-globals",
-                "--enable-reference-types",
-                "--enable-multivalue",
-                "-o",
-            ])
-            .arg(&out_wasm)
-            .arg(&out_wasm))?;
-    }
+    let out_wasm = bind(&wasm, &dist, "wisp_wasm", &wasm_opt, false)?;
+    let out_mt = match &threaded {
+        Some(w) => Some(bind(w, &dist, "wisp_wasm_mt", &wasm_opt, true)?),
+        None => None,
+    };
     for entry in std::fs::read_dir(js_dir().join("package")).map_err(|e| e.to_string())? {
         let entry = entry.map_err(|e| e.to_string())?;
         std::fs::copy(entry.path(), dist.join(entry.file_name())).map_err(|e| e.to_string())?;
     }
-    let raw = std::fs::metadata(&out_wasm)
-        .map_err(|e| e.to_string())?
-        .len();
+    let size = |p: &Path| -> Result<String, String> {
+        let raw = std::fs::metadata(p).map_err(|e| e.to_string())?.len();
+        Ok(format!(
+            "{} KB, {} KB gzipped",
+            raw / 1024,
+            gzip_size(p)? / 1024
+        ))
+    };
     eprintln!(
-        "npm package in {}: wisp_wasm_bg.wasm {} KB, {} KB gzipped (target ≤ 1024 KB)",
+        "npm package in {}: wisp_wasm_bg.wasm {} (target ≤ 1024 KB)",
         dist.display(),
-        raw / 1024,
-        gzip_size(&out_wasm)? / 1024
+        size(&out_wasm)?
     );
+    if let Some(mt) = &out_mt {
+        eprintln!(
+            "  wisp_wasm_mt_bg.wasm (the CPU engine with threads, loaded only for it): {}",
+            size(mt)?
+        );
+    }
     Ok(())
 }
 
@@ -163,11 +252,7 @@ pub fn js_test(rebuild: bool) -> Result<(), String> {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default()
     };
-    let root = workspace_root();
-    let artifacts = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("artifacts");
+    let artifacts = target_dir().join("artifacts");
     std::fs::create_dir_all(&artifacts).map_err(|e| e.to_string())?;
     run(Command::new("node")
         .arg(js_dir().join("tests/run.mjs"))
@@ -182,8 +267,5 @@ pub fn js_test(rebuild: bool) -> Result<(), String> {
 /// Build the native CLI the browser tests compare against.
 fn cli_binary() -> Result<PathBuf, String> {
     run(cargo().args(["build", "-p", "wisp-cli"]))?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace_root().join("target"));
-    Ok(target_dir.join("debug/wisp"))
+    Ok(target_dir().join("debug/wisp"))
 }

@@ -2,16 +2,54 @@
 // module, streams a model into it and runs requests. It only moves bytes and messages;
 // the model itself lives in the wasm engine.
 
-import init, * as wasm from './wisp_wasm.js';
 import { BlobSource, BytesSource, streamSource, urlSource, WispError } from './sources.js';
 import * as cache from './cache.js';
 
-let ready = null;
+// Two builds of the engine: `wisp_wasm` (both engines, one thread) and `wisp_wasm_mt`
+// (the CPU engine alone, built with wasm threads over a shared memory), which is loaded
+// only for the CPU engine on several threads.
+const builds = {};
+/** The build the engine in this worker runs on. */
+let wasm = null;
 
-/** Load the wasm module once. */
-export function initWasm() {
-  ready ??= init({ module_or_path: new URL('./wisp_wasm_bg.wasm', import.meta.url) });
-  return ready;
+/** Load a build once ('st' or 'mt'); resolves to its module. */
+export function initWasm(kind = 'st') {
+  builds[kind] ??= (async () => {
+    const m = kind === 'mt' ? await import('./wisp_wasm_mt.js') : await import('./wisp_wasm.js');
+    const file = kind === 'mt' ? './wisp_wasm_mt_bg.wasm' : './wisp_wasm_bg.wasm';
+    await m.default({ module_or_path: new URL(file, import.meta.url) });
+    return m;
+  })();
+  builds[kind].catch(() => { delete builds[kind]; });
+  return builds[kind];
+}
+
+const MAX_THREADS = 16;
+let pool = null; // {threads, workers} once the threaded build's pool runs
+
+/**
+ * Start `n` pool workers over the threaded build's memory, then rayon's pool on them
+ * (the order src/threads.rs explains). Once per worker: later loads reuse the pool.
+ */
+async function startPool(m, n) {
+  if (pool) return pool.threads;
+  const [module, memory] = m.threadShare();
+  const started = [];
+  try {
+    await Promise.all(Array.from({ length: n }, (_, i) => new Promise((resolve, reject) => {
+      const w = new Worker(new URL('./thread.js', import.meta.url), { type: 'module', name: `wisp-thread-${i}` });
+      started.push(w);
+      w.onmessage = (ev) => (ev.data === 'ready' ? resolve() : reject(new Error(ev.data?.error ?? 'no ready message')));
+      w.onerror = (ev) => reject(new Error(ev.message ?? 'the thread worker failed to start'));
+      w.postMessage({ module, memory });
+    })));
+  } catch (e) {
+    started.forEach((w) => w.terminate());
+    throw e;
+  }
+  m.buildPool(n);
+  pool = { threads: m.poolThreads(), workers: started };
+  return pool.threads;
 }
 
 export function checkWebGpu() {
@@ -68,13 +106,119 @@ export function wasmMemoryBytes() {
   return wasm.wasmMemoryBytes();
 }
 
+const DEVICES = ['auto', 'gpu', 'cpu'];
+// Adapter names of WebGPU implementations that run on the CPU: a CPU engine beats them.
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render/i;
+
+/** Describe a WebGPU adapter in one line (for engine.info). */
+function adapterName(adapter) {
+  const i = adapter.info ?? {};
+  return [i.vendor, i.architecture, i.device, i.description].filter(Boolean).join(' ') || 'unknown adapter';
+}
+
 /**
- * Load a model. `opts`: contextLength, memoryBudget, noF16, webgpuDefaultLimits, cache,
- * sha256, signal, onProgress({phase, loaded, total}).
+ * Which engine `device: 'auto'` takes: WebGPU when there is a hardware adapter, else
+ * the CPU engine. Resolves to {engine, reason, adapter}. (The GPU memory plan is checked
+ * later, against the real header: a model that does not fit falls back then.)
+ */
+export async function chooseEngine() {
+  if (!globalThis.navigator?.gpu) {
+    return { engine: 'cpu', reason: 'no WebGPU (navigator.gpu is missing)', adapter: null };
+  }
+  let adapter = null;
+  try {
+    adapter = await navigator.gpu.requestAdapter();
+  } catch (e) {
+    return { engine: 'cpu', reason: `no WebGPU adapter (${e?.message ?? e})`, adapter: null };
+  }
+  if (!adapter) return { engine: 'cpu', reason: 'no WebGPU adapter', adapter: null };
+  const name = adapterName(adapter);
+  if (adapter.info?.isFallbackAdapter || adapter.isFallbackAdapter || SOFTWARE_ADAPTER.test(name)) {
+    return { engine: 'cpu', reason: `the only WebGPU adapter is a software one (${name})`, adapter: name };
+  }
+  return { engine: 'gpu', reason: `hardware WebGPU adapter (${name})`, adapter: name };
+}
+
+/**
+ * Threads the CPU engine asks for, and why (engine.info.threadsReason): {threads,
+ * threadsReason, mt} where `mt` says the threaded build is needed.
+ */
+function cpuThreads(opts) {
+  const asked = opts.threads ?? 0;
+  if (!(Number.isInteger(asked) && asked >= 0)) {
+    throw new WispError('invalid_request', `threads must be a positive whole number (or 0: one per core), not ${asked}`);
+  }
+  const cores = globalThis.navigator?.hardwareConcurrency || 1;
+  const want = Math.min(asked === 0 ? cores : asked, MAX_THREADS);
+  const one = (why) => ({ threads: 1, threadsReason: `one thread: ${why}`, mt: false });
+  if (want === 1) return one(asked === 1 ? 'threads: 1 was asked for' : 'this device reports one core');
+  if (!globalThis.crossOriginIsolated) {
+    return one('the page is not cross-origin isolated (serve it with Cross-Origin-Opener-Policy: same-origin and Cross-Origin-Embedder-Policy: require-corp to use several)');
+  }
+  if (typeof WorkerGlobalScope === 'undefined' || !(globalThis instanceof WorkerGlobalScope)) {
+    return one("the engine runs on the page's main thread (worker: false), which may not wait for other threads");
+  }
+  return {
+    threads: want,
+    threadsReason: `${want} threads (${asked === 0 ? 'one per core' : 'as asked'}): Web Workers over a shared wasm memory`,
+    mt: true,
+  };
+}
+
+/** The build for the CPU engine with `plan`'s threads (falls back to one thread). */
+async function cpuBuild(plan) {
+  if (!plan.mt) return initWasm('st');
+  try {
+    const m = await initWasm('mt');
+    const n = await startPool(m, plan.threads);
+    if (n !== plan.threads) plan.threadsReason = `${n} threads (the pool already ran with ${n})`;
+    plan.threads = n;
+    return m;
+  } catch (e) {
+    plan.threads = 1;
+    plan.mt = false;
+    plan.threadsReason = `one thread: the threaded build did not start (${e?.message ?? e})`;
+    return initWasm('st');
+  }
+}
+
+/** A model load has this much of the header; read more until it parses. */
+async function readHeader(src) {
+  let prefix = await src.prefix(PREFIX);
+  for (;;) {
+    const needed = wasm.headerBytesNeeded(prefix, src.size ?? undefined);
+    if (needed === 0) return prefix;
+    // The parser names the next boundary it needs; ask for at least twice as much
+    // so a large vocabulary takes a few rounds, not thousands.
+    const more = await src.prefix(Math.max(needed, prefix.length * 2));
+    if (more.length < needed) {
+      throw new WispError('invalid_model', `the file ends inside its GGUF header (${more.length} of ${needed} bytes)`);
+    }
+    prefix = more;
+  }
+}
+
+/**
+ * Load a model. `opts`: device ('auto' | 'gpu' | 'cpu'), threads, contextLength,
+ * memoryBudget, noF16, webgpuDefaultLimits, cache, sha256, signal,
+ * onProgress({phase, loaded, total}).
  */
 export async function load(source, opts = {}) {
-  checkWebGpu();
-  await initWasm();
+  const device = opts.device ?? 'auto';
+  if (!DEVICES.includes(device)) {
+    throw new WispError('invalid_request', `device must be 'auto', 'gpu' or 'cpu', not ${JSON.stringify(device)}`);
+  }
+  let choice;
+  if (device === 'gpu') {
+    checkWebGpu();
+    choice = { engine: 'gpu', reason: "device: 'gpu' was asked for", adapter: null };
+  } else if (device === 'cpu') {
+    choice = { engine: 'cpu', reason: "device: 'cpu' was asked for", adapter: null };
+  } else {
+    choice = await chooseEngine();
+  }
+  const cpu = cpuThreads(opts);
+  wasm = choice.engine === 'cpu' ? await cpuBuild(cpu) : await initWasm('st');
   const progress = (phase, loaded, total) => opts.onProgress?.({ phase, loaded, total });
   const hasher = opts.sha256 ? new wasm.Sha256() : null;
   const state = {
@@ -92,26 +236,28 @@ export async function load(source, opts = {}) {
   try {
     src = await open(source, opts, state);
     progress('header', 0, src.size ?? 0);
-    let prefix = await src.prefix(PREFIX);
-    for (;;) {
-      const needed = wasm.headerBytesNeeded(prefix, src.size ?? undefined);
-      if (needed === 0) break;
-      // The parser names the next boundary it needs; ask for at least twice as much
-      // so a large vocabulary takes a few rounds, not thousands.
-      const more = await src.prefix(Math.max(needed, prefix.length * 2));
-      if (more.length < needed) {
-        throw new WispError('invalid_model', `the file ends inside its GGUF header (${more.length} of ${needed} bytes)`);
-      }
-      prefix = more;
-    }
-    loader = await wasm.beginLoad(prefix, src.size ?? undefined, JSON.stringify({
+    const prefix = await readHeader(src);
+    const options = () => JSON.stringify({
       contextLength: opts.contextLength,
       memoryBudget: opts.memoryBudget,
       noF16: opts.noF16,
       webgpuDefaultLimits: opts.webgpuDefaultLimits,
-    }));
+      threads: cpu.threads,
+    });
+    if (choice.engine === 'gpu') {
+      try {
+        loader = await wasm.beginLoad(prefix, src.size ?? undefined, options());
+      } catch (e) {
+        const err = toWispError(e);
+        // 'auto' falls back to the CPU engine where the GPU cannot take the model.
+        if (device !== 'auto' || !['model_too_large', 'webgpu_unavailable', 'gpu'].includes(err.code)) throw err;
+        choice = { ...choice, engine: 'cpu', reason: `the GPU cannot run it (${err.message})` };
+        wasm = await cpuBuild(cpu);
+      }
+    }
+    if (choice.engine === 'cpu') loader = wasm.beginCpuLoad(prefix, src.size ?? undefined, options());
     const total = loader.total();
-    const ranges = loader.ranges();
+    const ranges = choice.engine === 'gpu' ? loader.ranges() : [0, total];
     for (let i = 0; i < ranges.length; i += 2) {
       for await (const piece of src.read(ranges[i], ranges[i + 1])) {
         if (opts.signal?.aborted) throw new WispError('aborted', 'the load was aborted');
@@ -135,10 +281,15 @@ export async function load(source, opts = {}) {
       }
     }
     progress('compile', total, total);
-    const engine = await wasm.finishLoad(loader);
+    const engine = choice.engine === 'gpu' ? await wasm.finishLoad(loader) : wasm.finishCpuLoad(loader);
     loader = null;
     if (state.writer) await state.writer.commit(opts.sha256 ? { sha256: digest } : {});
     const info = JSON.parse(engine.info());
+    info.reason = choice.reason;
+    if (choice.engine === 'cpu') {
+      info.threadsReason = cpu.threadsReason;
+      info.crossOriginIsolated = Boolean(globalThis.crossOriginIsolated);
+    }
     info.fromCache = state.fromCache;
     info.bytesFetched = state.fetched;
     info.cacheError = state.writer?.error ?? null;
@@ -151,6 +302,18 @@ export async function load(source, opts = {}) {
     throw toWispError(e);
   }
 }
+
+/** A Promise that resolves on a later task (not a microtask), so queued messages run. */
+const pause = (() => {
+  if (typeof MessageChannel === 'undefined') return () => new Promise((r) => setTimeout(r, 0));
+  const channel = new MessageChannel();
+  const waiting = [];
+  channel.port1.onmessage = () => waiting.shift()?.();
+  return () => new Promise((r) => {
+    waiting.push(r);
+    channel.port2.postMessage(0);
+  });
+})();
 
 /** A loaded model: runs one request at a time, in order. */
 export class LoadedEngine {
@@ -182,8 +345,8 @@ export class LoadedEngine {
       const onPiece = (t) => { onText(t); return true; };
       try {
         const out = kind === 'chat'
-          ? await this.engine.chat(body, onPiece, () => isCancelled())
-          : await this.engine.complete(body, onPiece, () => isCancelled());
+          ? await this.engine.chat(body, onPiece, () => isCancelled(), pause)
+          : await this.engine.complete(body, onPiece, () => isCancelled(), pause);
         return JSON.parse(out);
       } catch (e) {
         throw toWispError(e);

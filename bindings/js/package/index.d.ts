@@ -11,10 +11,26 @@ export interface LoadProgress {
   total: number;
 }
 
+/** Where the model runs: 'gpu' (WebGPU), 'cpu' (the CPU engine in wasm), or 'auto'. */
+export type Device = 'auto' | 'gpu' | 'cpu';
+
 export interface LoadOptions {
+  /**
+   * 'auto' (default): WebGPU when a hardware adapter exists and the model's GPU memory
+   * plan fits, else the CPU engine (engine.info.reason says which and why). 'gpu' fails
+   * with webgpu_unavailable where there is no WebGPU; 'cpu' always takes the CPU engine,
+   * which holds the whole file in wasm memory (at most 2 GiB for the file, 4 GiB in all).
+   */
+  device?: Device;
+  /**
+   * CPU engine threads: 0 (default) = one per core (navigator.hardwareConcurrency).
+   * Several threads need a cross-origin isolated page (COOP/COEP headers); elsewhere
+   * the engine runs on one thread and engine.info.threadsReason says why.
+   */
+  threads?: number;
   /** KV cache size in tokens (default: the model's, at most 4096). */
   contextLength?: number;
-  /** Refuse models whose GPU memory plan exceeds this many bytes. */
+  /** Refuse models whose memory plan (GPU buffers, or wasm memory on the CPU engine) exceeds this many bytes. */
   memoryBudget?: number;
   onProgress?: (p: LoadProgress) => void;
   signal?: AbortSignal;
@@ -38,10 +54,27 @@ export interface ModelInfo {
   vocabSize: number;
   layers: number;
   embeddingSize: number;
-  /** Bytes of the weights on the GPU. */
+  /** The engine that runs the model. */
+  engine: 'gpu' | 'cpu';
+  /** Why this engine: e.g. 'no WebGPU adapter', "device: 'cpu' was asked for", 'hardware WebGPU adapter (…)'. */
+  reason: string;
+  /** Bytes of the weights on the GPU (0 on the CPU engine). */
   gpuBytes: number;
-  adapter: string;
+  /** The WebGPU adapter (null on the CPU engine). */
+  adapter: string | null;
   shaderF16: boolean;
+  /** CPU engine: threads the forward pass runs on. */
+  threads?: number;
+  /** CPU engine: why that many threads (isolation, the build, the request). */
+  threadsReason?: string;
+  /** CPU engine: the kernels' instruction set ('simd128' or 'scalar'). */
+  isa?: string;
+  /** CPU engine: model bytes held in wasm memory. */
+  wasmModelBytes?: number;
+  /** CPU engine: bytes of the KV cache. */
+  kvBytes?: number;
+  /** CPU engine: whether the page was cross-origin isolated (what threads need). */
+  crossOriginIsolated?: boolean;
   hasChatTemplate: boolean;
   /** Loaded from the persistent cache (no model bytes fetched). */
   fromCache: boolean;

@@ -1,4 +1,5 @@
-// wisp-llm: private LLM chat in the browser on the user's own GPU (WebGPU).
+// wisp-llm: private LLM chat in the browser on the user's own GPU (WebGPU), or on its
+// CPU (wasm) where there is no usable WebGPU.
 //
 //   const engine = await Wisp.load(url, { onProgress });
 //   const r = await engine.chat.completions.create({ messages });
@@ -253,7 +254,8 @@ export class Engine {
 export const Wisp = {
   /**
    * Load a GGUF model from a URL, Blob/File, ArrayBuffer/Uint8Array or ReadableStream.
-   * Options: contextLength, memoryBudget (bytes), onProgress({phase, loaded, total}),
+   * Options: device ('auto' | 'gpu' | 'cpu'), threads (CPU engine), contextLength,
+   * memoryBudget (bytes), onProgress({phase, loaded, total}),
    * signal, cache (default true, URLs only), worker (default true), sha256,
    * noF16, webgpuDefaultLimits.
    */

@@ -5,12 +5,24 @@
 //! tokenizing, templates, sampling and the forward pass — happens here, in the same
 //! engine the native builds use.
 //!
-//! Memory: only the GGUF header and the small norm vectors enter wasm memory. Weight
-//! bytes arrive as JS `Uint8Array`s and go straight to `GPUQueue.writeBuffer`.
+//! Two engines behind one API. The GPU engine (WGSL over the page's WebGPU): only the GGUF
+//! header and the small norm vectors enter wasm memory; weight bytes arrive as JS
+//! `Uint8Array`s and go straight to `GPUQueue.writeBuffer`. The CPU engine
+//! (`wisp::cpu`, for pages without a usable WebGPU adapter): the whole file is copied
+//! into wasm memory, once, since its kernels read the quantized blocks from there; a
+//! wasm32 memory holds at most 4 GiB and one buffer at most 2 GiB, which
+//! [`begin_cpu_load`] checks from the header before any weight byte is read.
 #![cfg(target_arch = "wasm32")]
 // The engine shares its device and model through `Arc` (native sessions run on several
 // threads); in the page everything lives on one thread, where `Arc` is merely an `Rc`.
 #![allow(clippy::arc_with_non_send_sync)]
+
+// The GPU engine (the default build). The second build, with wasm threads, has only the
+// CPU engine: wgpu's WebGPU backend does not build with atomics.
+#[cfg(feature = "gpu")]
+mod gpu;
+#[cfg(feature = "threads")]
+mod threads;
 
 use js_sys::{Function, Promise, Uint8Array};
 use serde_json::{json, Value};
@@ -21,24 +33,24 @@ use std::sync::Arc;
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wisp::chat::{chat_prompt_tokens, render_options, ChatMessage, ChatTemplate, RenderOptions};
-use wisp::engine::{generate_async, GpuModel, GpuSession, Hooks, ModelUpload, UploadBytes};
-use wisp::generate::{FinishReason, GenerateOptions};
-use wisp::gguf::{GgufError, GgufHeader};
-use wisp::gpu::wgpu;
-use wisp::gpu::{DeviceOptions, GpuContext};
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
+use wisp::generate::{
+    prefix_to_keep, FinishReason, Forward, GenerateOptions, Generation, Generator,
+};
+use wisp::gguf::{GgufError, GgufFile, GgufHeader};
 use wisp::sampling::{Sampler, SamplingParams};
 use wisp::tokenizer::Tokenizer;
 use wisp::Error;
 
 /// A JS `Error` whose `code` names the kind of failure, so callers can branch on it.
-fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
+pub(crate) fn js_error(code: &str, message: impl std::fmt::Display) -> JsValue {
     let err = js_sys::Error::new(&message.to_string());
     err.set_name("WispError");
     let _ = js_sys::Reflect::set(&err, &"code".into(), &code.into());
     err.into()
 }
 
-fn wisp_error(e: Error) -> JsValue {
+pub(crate) fn wisp_error(e: Error) -> JsValue {
     let code = match &e {
         Error::Io(_) => "io",
         Error::Gguf(_) | Error::InvalidModel(_) => "invalid_model",
@@ -48,7 +60,8 @@ fn wisp_error(e: Error) -> JsValue {
         Error::InvalidRequest(_) => "invalid_request",
         Error::ContextFull { .. } => "context_full",
         Error::Cancelled => "aborted",
-        Error::Gpu(_) => "gpu",
+        #[allow(unreachable_patterns)]
+        _ => "gpu",
     };
     js_error(code, e)
 }
@@ -112,48 +125,15 @@ impl Default for Sha256 {
     }
 }
 
-/// A JS byte array on its way to the GPU without touching wasm memory.
-struct JsBytes<'a>(&'a Uint8Array);
-
-impl UploadBytes for JsBytes<'_> {
-    fn len(&self) -> usize {
-        self.0.length() as usize
-    }
-
-    fn copy_to(&self, start: usize, end: usize, out: &mut Vec<u8>) {
-        let at = out.len();
-        out.resize(at + end - start, 0);
-        self.0
-            .subarray(start as u32, end as u32)
-            .copy_to(&mut out[at..]);
-    }
-
-    fn write_to(
-        &self,
-        queue: &wgpu::Queue,
-        buffer: &wgpu::Buffer,
-        offset: u64,
-        start: usize,
-        end: usize,
-    ) {
-        let (Some(q), Some(b)) = (queue.as_webgpu(), buffer.as_webgpu()) else {
-            // Not the WebGPU backend: go through wgpu (copies into wasm memory).
-            let mut tmp = Vec::new();
-            self.copy_to(start, end, &mut tmp);
-            queue.write_buffer(buffer, offset, &tmp);
-            return;
-        };
-        let piece = self.0.subarray(start as u32, end as u32);
-        // Errors surface through the device's error scope, like wgpu's own writes.
-        let _ = q.write_buffer_with_f64_and_u8_array(b, offset as f64, &piece);
-    }
-}
-
 /// Options of a load, as the JS package passes them.
 struct LoadOptions {
     n_ctx: Option<usize>,
     budget: Option<u64>,
-    device: DeviceOptions,
+    /// CPU engine threads (what the worker pool was started with; 1 without one).
+    threads: usize,
+    /// Everything, for the engine-specific options (the GPU's device options).
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
+    raw: Value,
 }
 
 impl LoadOptions {
@@ -163,61 +143,111 @@ impl LoadOptions {
         Ok(LoadOptions {
             n_ctx: v["contextLength"].as_u64().map(|n| n as usize),
             budget: v["memoryBudget"].as_u64(),
-            device: DeviceOptions {
-                webgpu_default_limits: v["webgpuDefaultLimits"].as_bool().unwrap_or(false),
-                no_f16: v["noF16"].as_bool().unwrap_or(false),
-                no_subgroups: true,
-                ..Default::default()
-            },
+            threads: v["threads"].as_u64().unwrap_or(1).max(1) as usize,
+            raw: v,
         })
     }
 }
 
-/// A model being loaded: JS reads [`Loader::ranges`] of the file in order and pushes the
-/// bytes, then calls [`finishLoad`].
+/// The most bytes one wasm32 memory holds (65536 pages of 64 KiB).
+const WASM_MEMORY_MAX: u64 = 4 << 30;
+/// The largest single allocation on wasm32 (`isize::MAX`): the file is one buffer.
+const WASM_BUFFER_MAX: u64 = isize::MAX as u64;
+/// Room kept for everything else the CPU engine allocates beside the file and the KV
+/// cache (activations, the vocabulary, the dequantized norm vectors, the allocator).
+const CPU_HEAP_SLACK: u64 = 64 << 20;
+
+fn mib(n: u64) -> String {
+    format!("{:.0} MiB", n as f64 / 1048576.0)
+}
+
+/// A model being read into wasm memory for the CPU engine: JS pushes the file's bytes
+/// `[0, total)` in order, then calls [`finishCpuLoad`].
 #[wasm_bindgen]
-pub struct Loader {
-    upload: ModelUpload,
-    tokenizer: Tokenizer,
-    template: Result<ChatTemplate, Error>,
+pub struct CpuLoader {
+    bytes: Vec<u8>,
+    total: usize,
     n_ctx: usize,
+    threads: usize,
     info: Value,
 }
 
-/// Parse the header in `prefix` (see [`header_bytes_needed`]), open the GPU, check the
-/// memory plan against its limits and allocate the weight buffers.
-#[wasm_bindgen(js_name = beginLoad)]
-pub async fn begin_load(
+/// Parse the header in `prefix`, check that the whole file, the KV cache and the engine
+/// fit in one wasm memory (and `memoryBudget`), and reserve the buffer the file goes into.
+/// Every refusal happens here, before any weight byte is read.
+#[wasm_bindgen(js_name = beginCpuLoad)]
+pub fn begin_cpu_load(
     prefix: Vec<u8>,
     file_len: Option<f64>,
     options: String,
-) -> Result<Loader, JsValue> {
+) -> Result<CpuLoader, JsValue> {
     let opts = LoadOptions::parse(&options)?;
     let header =
         GgufHeader::parse(&prefix, file_len.map(|n| n as u64)).map_err(|e| wisp_error(e.into()))?;
     drop(prefix);
-    let tokenizer = Tokenizer::from_gguf(&header).map_err(wisp_error)?;
-    let template = ChatTemplate::from_gguf(&header);
-    let ctx = GpuContext::new(&opts.device).await.map_err(|e| {
-        js_error(
-            "webgpu_unavailable",
-            format!("{e}. WebGPU needs a recent Chrome, Edge or Safari (or Firefox 141+ on Windows); on Linux Chrome, enable chrome://flags/#enable-unsafe-webgpu"),
-        )
-    })?;
-    let ctx = Arc::new(ctx);
     let config = wisp::model::ModelConfig::from_gguf(&header).map_err(wisp_error)?;
     let n_ctx = opts.n_ctx.unwrap_or_else(|| config.default_n_ctx()).max(1);
-    let upload =
-        ModelUpload::begin(Arc::clone(&ctx), &header, n_ctx, opts.budget).map_err(|e| match e {
-            // The memory plan's refusals: say what to change in this API's terms.
-            Error::Unsupported(m) if m.starts_with("the model needs") => {
-                js_error("model_too_large", m.replace("--ctx-size", "contextLength"))
-            }
-            e => wisp_error(e),
-        })?;
+    // The engine reads the file up to the end of its last tensor.
+    let total = header.data_end();
     if let Some(len) = file_len {
-        upload.check_source_len(len as u64).map_err(wisp_error)?;
+        if (len as u64) < total {
+            return Err(js_error(
+                "invalid_model",
+                format!(
+                    "the file is {len} bytes but its tensors end at byte {total}: it is truncated"
+                ),
+            ));
+        }
     }
+    let c = &config;
+    let kv = n_ctx as u64 * c.n_layer as u64 * (c.k_dim() + c.v_dim()) as u64 * 2;
+    let used = wasm_memory_bytes() as u64;
+    let need = total + kv + CPU_HEAP_SLACK;
+    let too_large = |why: String| {
+        js_error(
+            "model_too_large",
+            format!(
+                "{why}. The CPU engine holds the whole model in wasm memory; use a smaller \
+                 model or quantization, a smaller contextLength, or a device with WebGPU \
+                 (device: 'gpu')"
+            ),
+        )
+    };
+    if total > WASM_BUFFER_MAX {
+        return Err(too_large(format!(
+            "the model is {} but wasm32 limits one buffer to 2 GiB (and a wasm memory to 4 GiB)",
+            mib(total)
+        )));
+    }
+    if used + need > WASM_MEMORY_MAX {
+        return Err(too_large(format!(
+            "the model ({}) plus a {n_ctx}-token KV cache ({}) and working memory need {}, more \
+             than the 4 GiB a wasm32 memory can hold ({} already in use)",
+            mib(total),
+            mib(kv),
+            mib(need),
+            mib(used)
+        )));
+    }
+    if let Some(budget) = opts.budget {
+        if total + kv > budget {
+            return Err(too_large(format!(
+                "the model needs {} of wasm memory (weights {} + KV cache {}), more than the \
+                 memory budget of {}; lower contextLength",
+                mib(total + kv),
+                mib(total),
+                mib(kv),
+                mib(budget)
+            )));
+        }
+    }
+    let mut bytes = Vec::new();
+    bytes.try_reserve_exact(total as usize).map_err(|_| {
+        too_large(format!(
+            "the browser refused to grow wasm memory by {} for the model",
+            mib(total)
+        ))
+    })?;
     let info = json!({
         "name": header.get_str("general.name").unwrap_or(""),
         "architecture": header.get_str("general.architecture").unwrap_or(""),
@@ -226,61 +256,70 @@ pub async fn begin_load(
         "vocabSize": config.n_vocab,
         "layers": config.n_layer,
         "embeddingSize": config.n_embd,
-        "gpuBytes": upload.plan().weights_bytes,
-        "adapter": ctx.caps.adapter_name,
-        "shaderF16": ctx.caps.f16,
+        "engine": "cpu",
+        "gpuBytes": 0,
+        "wasmModelBytes": total,
+        "kvBytes": kv,
+        "adapter": null,
+        "shaderF16": false,
         "hasChatTemplate": header.get_str("tokenizer.chat_template").is_some(),
     });
-    Ok(Loader {
-        upload,
-        tokenizer,
-        template,
+    Ok(CpuLoader {
+        bytes,
+        total: total as usize,
         n_ctx,
+        threads: opts.threads,
         info,
     })
 }
 
 #[wasm_bindgen]
-impl Loader {
-    /// The byte ranges to read, flattened: `[start0, end0, start1, end1, …]`.
-    pub fn ranges(&self) -> Vec<f64> {
-        self.upload
-            .ranges()
-            .into_iter()
-            .flat_map(|(s, e)| [s as f64, e as f64])
-            .collect()
-    }
-
-    /// The next bytes of the ranges, in order.
-    pub fn push(&mut self, chunk: &Uint8Array) -> Result<(), JsValue> {
-        self.upload.push(&JsBytes(chunk)).map_err(wisp_error)
+impl CpuLoader {
+    /// The next bytes of the file, in order (anything past the last tensor is dropped).
+    pub fn push(&mut self, chunk: &Uint8Array) {
+        let at = self.bytes.len();
+        let n = (chunk.length() as usize).min(self.total - at);
+        self.bytes.resize(at + n, 0);
+        chunk.subarray(0, n as u32).copy_to(&mut self.bytes[at..]);
     }
 
     /// Bytes received so far.
     pub fn loaded(&self) -> f64 {
-        self.upload.done as f64
+        self.bytes.len() as f64
     }
 
     /// Bytes to receive in all.
     pub fn total(&self) -> f64 {
-        self.upload.total as f64
+        self.total as f64
     }
 }
 
-/// Wait for the uploads, compile the kernels and open a session.
-#[wasm_bindgen(js_name = finishLoad)]
-pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
-    let Loader {
-        upload,
-        tokenizer,
-        template,
+/// Build the CPU engine over the pushed file and open a session.
+#[wasm_bindgen(js_name = finishCpuLoad)]
+pub fn finish_cpu_load(loader: CpuLoader) -> Result<Engine, JsValue> {
+    let CpuLoader {
+        bytes,
+        total,
         n_ctx,
-        info,
+        threads,
+        mut info,
     } = loader;
-    let model = Arc::new(upload.finish().await.map_err(wisp_error)?);
-    let session = GpuSession::create(Arc::clone(&model), n_ctx)
-        .await
-        .map_err(wisp_error)?;
+    if bytes.len() < total {
+        return Err(js_error(
+            "io",
+            format!(
+                "the model data ended early at byte {} (expected {total})",
+                bytes.len()
+            ),
+        ));
+    }
+    let file = Arc::new(GgufFile::from_bytes(bytes).map_err(wisp_error)?);
+    let tokenizer = Tokenizer::from_gguf(&file.header).map_err(wisp_error)?;
+    let template = ChatTemplate::from_gguf(&file.header);
+    let engine = CpuEngine::load(file, &CpuOptions { threads, isa: None }).map_err(wisp_error)?;
+    info["isa"] = engine.isa().name().into();
+    info["threads"] = engine.threads().into();
+    let session = CpuEngineSession::new(Arc::new(engine), n_ctx).map_err(wisp_error)?;
     let render = render_options(&tokenizer);
     Ok(Engine {
         text: Rc::new(Text {
@@ -288,8 +327,7 @@ pub async fn finish_load(loader: Loader) -> Result<Engine, JsValue> {
             template,
             render,
         }),
-        session: Rc::new(RefCell::new(Some(session))),
-        _model: model,
+        session: Rc::new(RefCell::new(Some(Session::Cpu(session)))),
         info: info.to_string(),
     })
 }
@@ -306,9 +344,15 @@ struct Text {
 pub struct Engine {
     text: Rc<Text>,
     /// Taken out while a request runs: a second request meanwhile is refused as busy.
-    session: Rc<RefCell<Option<GpuSession>>>,
-    _model: Arc<GpuModel>,
+    session: Rc<RefCell<Option<Session>>>,
     info: String,
+}
+
+/// One conversation on either engine (the GPU session keeps its model alive).
+enum Session {
+    #[cfg(feature = "gpu")]
+    Gpu(Box<wisp::engine::GpuSession>),
+    Cpu(CpuEngineSession),
 }
 
 /// Sampling and limits of one request (OpenAI's field names).
@@ -391,7 +435,7 @@ fn messages(req: &Value) -> Result<Vec<ChatMessage>, JsValue> {
         .collect()
 }
 
-fn now_s() -> f64 {
+pub(crate) fn now_s() -> f64 {
     js_sys::Date::now() / 1000.0
 }
 
@@ -424,9 +468,17 @@ impl Engine {
     }
 
     /// Chat completion of `request` (JSON, OpenAI fields). `on_text(piece)` receives the
-    /// text as it is generated; `cancelled()` is asked before every token. Resolves to a
-    /// JSON summary: text, finish reason, token counts and timings.
-    pub fn chat(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
+    /// text as it is generated; `cancelled()` is asked before every token; `pause()`
+    /// returns a Promise that resolves on a later task, awaited before every step of the
+    /// CPU engine (whose forward pass is synchronous) so messages get through. Resolves
+    /// to a JSON summary: text, finish reason, token counts and timings.
+    pub fn chat(
+        &self,
+        request: String,
+        on_text: Function,
+        cancelled: Function,
+        pause: Function,
+    ) -> Promise {
         let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
             let req = parse_request(&request)?;
@@ -441,14 +493,21 @@ impl Engine {
                 &prompt,
                 &on_text,
                 &cancelled,
+                &pause,
             )
             .await
         })
     }
 
     /// Raw text completion of `request.prompt` (no chat template); `request.special`
-    /// parses control-token text in the prompt.
-    pub fn complete(&self, request: String, on_text: Function, cancelled: Function) -> Promise {
+    /// parses control-token text in the prompt. The hooks are [`Engine::chat`]'s.
+    pub fn complete(
+        &self,
+        request: String,
+        on_text: Function,
+        cancelled: Function,
+        pause: Function,
+    ) -> Promise {
         let (text, session) = (Rc::clone(&self.text), Rc::clone(&self.session));
         wasm_bindgen_futures::future_to_promise(async move {
             let req = parse_request(&request)?;
@@ -464,6 +523,7 @@ impl Engine {
                 &prompt,
                 &on_text,
                 &cancelled,
+                &pause,
             )
             .await
         })
@@ -483,13 +543,15 @@ fn busy() -> JsValue {
 
 /// Generate after `prompt` and summarise the result as JSON. The session is taken out of
 /// its cell for the duration (a concurrent request gets `busy`) and put back after.
+#[allow(clippy::too_many_arguments)]
 async fn run(
-    cell: &RefCell<Option<GpuSession>>,
+    cell: &RefCell<Option<Session>>,
     tokenizer: &Tokenizer,
     req: &Value,
     prompt: &[u32],
     on_text: &Function,
     cancelled: &Function,
+    pause: &Function,
 ) -> Result<JsValue, JsValue> {
     let (params, opts) = request_options(req)?;
     let mut sampler = Sampler::new(params).map_err(wisp_error)?;
@@ -506,19 +568,17 @@ async fn run(
             .unwrap_or(true)
     };
     let mut session = cell.borrow_mut().take().ok_or_else(busy)?;
-    let result = generate_async(
-        &mut session,
-        tokenizer,
-        &mut sampler,
-        prompt,
-        &opts,
-        Hooks {
-            on_text: &mut emit,
-            cancelled: &is_cancelled,
-            now: &now_s,
-        },
-    )
-    .await;
+    let hooks = Hooks {
+        on_text: &mut emit,
+        cancelled: &is_cancelled,
+    };
+    let result = match &mut session {
+        #[cfg(feature = "gpu")]
+        Session::Gpu(s) => gpu::generate(s, tokenizer, &mut sampler, prompt, &opts, hooks).await,
+        Session::Cpu(s) => {
+            generate_cpu(s, tokenizer, &mut sampler, prompt, &opts, hooks, pause).await
+        }
+    };
     *cell.borrow_mut() = Some(session);
     let (gen, timings) = result.map_err(wisp_error)?;
     let finish = match gen.finish_reason {
@@ -535,11 +595,76 @@ async fn run(
             "promptTokens": gen.prompt_tokens,
             "prefillTokens": gen.prefilled_tokens,
             "completionTokens": gen.tokens.len(),
-            "timeToFirstTokenS": timings.time_to_first_token_s,
-            "prefillTokensPerS": rate(gen.prefilled_tokens, timings.time_to_first_token_s),
+            "timeToFirstTokenS": timings.first_token_s,
+            "prefillTokensPerS": rate(gen.prefilled_tokens, timings.first_token_s),
             "decodeTokensPerS": rate(decoded, timings.decode_s),
             "tokens": gen.tokens,
         })
         .to_string(),
     ))
+}
+
+/// The hooks of one generation: streamed text (false stops it) and the cancellation check.
+struct Hooks<'a> {
+    on_text: &'a mut dyn FnMut(&str) -> bool,
+    cancelled: &'a dyn Fn() -> bool,
+}
+
+/// Where the time of one generation went, in seconds.
+struct Timings {
+    /// From the call to the first sampled token (the prefill).
+    first_token_s: f64,
+    /// From the first sampled token to the end.
+    decode_s: f64,
+}
+
+/// Prompt tokens per CPU prefill step: each step is synchronous, so this bounds how long
+/// the worker goes without reading its messages (a cancellation) during a long prompt.
+const CPU_PREFILL_CHUNK: usize = 64;
+
+/// `wisp::engine::generate_async` for the CPU engine: the same [`Generator`] bookkeeping, with the
+/// synchronous forward pass and a return to the event loop (`pause()`) before every step.
+async fn generate_cpu(
+    session: &mut CpuEngineSession,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    hooks: Hooks<'_>,
+    pause: &Function,
+) -> Result<(Generation, Timings), Error> {
+    let start = now_s();
+    let kept = prefix_to_keep(session.cached_tokens(), prompt, session.n_ctx())?;
+    session.truncate(kept);
+    let mut g = Generator::new(tokenizer, prompt, kept, opts);
+    let mut first_token_at = None;
+    let finish = loop {
+        if let Some(done) = g.limit_reached() {
+            break done;
+        }
+        if let Ok(p) = pause.call0(&JsValue::NULL) {
+            let _ = wasm_bindgen_futures::JsFuture::from(Promise::resolve(&p)).await;
+        }
+        if (hooks.cancelled)() {
+            break FinishReason::Cancelled;
+        }
+        if g.input().len() > CPU_PREFILL_CHUNK {
+            Forward::prefill(session, &g.input()[..CPU_PREFILL_CHUNK])?;
+            g.prefilled(CPU_PREFILL_CHUNK);
+            continue;
+        }
+        let token = session.forward_sample(g.input(), sampler, g.history())?;
+        first_token_at.get_or_insert_with(now_s);
+        let cached = session.cached_tokens().len();
+        if let Some(done) = g.accept(token, cached, session.n_ctx(), hooks.on_text) {
+            break done;
+        }
+    };
+    let end = now_s();
+    let first = first_token_at.unwrap_or(end);
+    let timings = Timings {
+        first_token_s: first - start,
+        decode_s: end - first,
+    };
+    Ok((g.finish(finish, hooks.on_text), timings))
 }

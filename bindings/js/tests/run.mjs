@@ -1,5 +1,7 @@
 // Browser tests of the wisp-llm package and the demo page, in real headless Chromium
-// (WebGPU on SwiftShader: no shader-f16, so the f32 kernels run). Started by
+// (WebGPU on SwiftShader: no shader-f16, so the f32 kernels run; the GPU tests ask for
+// device: 'gpu', since 'auto' rightly passes a software adapter over for the CPU engine;
+// a second Chromium without WebGPU tests the CPU engine's fallback). Started by
 // `cargo xtask js-test`, which builds the package, serves it and passes:
 //   WISP_BASE_URL, WISP_SMOLLM2, WISP_QWEN2 (file names under /models/), WISP_MODELS_DIR,
 //   WISP_ARTIFACTS (screenshots go here), WISP_CLI (the native `wisp` binary).
@@ -50,7 +52,7 @@ async function resetStats() {
 
 /** Run `fn(args)` in a fresh blank page that has imported the package as `Wisp`. */
 async function inPage(fn, args = {}) {
-  await page.goto(`${BASE}/demo/blank.html`);
+  await page.goto(`${BASE}${args.path ?? '/demo/blank.html'}`);
   await page.evaluate(async () => {
     const m = await import('/dist/index.js');
     globalThis.Wisp = m.Wisp;
@@ -65,6 +67,14 @@ function nativeRun(prompt, maxTokens) {
     '--no-f16', '--webgpu-default-limits', '--special', '--temperature', '0',
     '--max-tokens', String(maxTokens), '--prompt', prompt,
   ], { encoding: 'utf8', env: { ...process.env, XDG_RUNTIME_DIR: process.env.XDG_RUNTIME_DIR ?? tmpdir() } });
+}
+
+/** The native CPU engine's greedy continuation (`wisp run --device cpu`). */
+function nativeCpuRun(prompt, maxTokens, { special = true } = {}) {
+  return execFileSync(CLI, [
+    'run', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2), '--device', 'cpu',
+    ...(special ? ['--special'] : []), '--temperature', '0', '--max-tokens', String(maxTokens), '--prompt', prompt,
+  ], { encoding: 'utf8' });
 }
 
 /** Top-2 gap of the native distribution after `text` (to judge a divergence). */
@@ -89,6 +99,38 @@ function assertGreedyAgrees(prompt, ours, reference) {
   return `part at char ${i} on a near-tie (gap ${gap.toFixed(3)})`;
 }
 
+// The CPU engine runs the dequantize-then-dot fallback until its wasm SIMD kernels land
+// (about a token a second here): its tests generate few tokens.
+const CPU_TOKENS = 4;
+
+/** A Chromium without WebGPU (no --enable-unsafe-webgpu: navigator.gpu finds no adapter). */
+let noGpuContext = null;
+async function noGpuPage() {
+  noGpuContext ??= await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'wisp-chromium-nogpu-')), {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync',
+    ],
+  });
+  const p = noGpuContext.pages()[0] ?? (await noGpuContext.newPage());
+  p.setDefaultTimeout(240_000);
+  p.on('console', (m) => consoleLines.push(`[nogpu ${m.type()}] ${m.text()}`));
+  p.on('pageerror', (e) => consoleLines.push(`[nogpu pageerror] ${e.message}`));
+  return p;
+}
+
+/** `inPage` on a given page and URL. */
+async function inPageAt(p, url, fn, args = {}) {
+  await p.goto(url);
+  await p.evaluate(async () => {
+    const m = await import('/dist/index.js');
+    globalThis.Wisp = m.Wisp;
+  });
+  return p.evaluate(fn, args);
+}
+
 const tests = [];
 const test = (name, fn) => tests.push({ name, fn });
 const shared = {};
@@ -98,7 +140,7 @@ test('load from a URL in a Worker: chat (non-stream equals native greedy, stream
   const r = await inPage(async ({ url, question, n }) => {
     await Wisp.cache.clear();
     const phases = new Set();
-    const engine = await Wisp.load(url, { onProgress: (p) => phases.add(p.phase) });
+    const engine = await Wisp.load(url, { device: 'gpu', onProgress: (p) => phases.add(p.phase) });
     const messages = [{ role: 'user', content: question }];
     const prompt = await engine.renderChat(messages);
     const res = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n });
@@ -170,7 +212,7 @@ test('a second load comes from the cache with zero model bytes fetched; cache li
   await resetStats();
   const r = await inPage(async ({ url }) => {
     const listed = await Wisp.cache.list();
-    const engine = await Wisp.load(url);
+    const engine = await Wisp.load(url, { device: 'gpu' });
     const info = engine.info;
     await engine.unload();
     const deleted = await Wisp.cache.delete(url);
@@ -190,7 +232,7 @@ test('a second load comes from the cache with zero model bytes fetched; cache li
 test('load from bytes in the page (worker: false); raw completion; tokenize round trip', async () => {
   const r = await inPage(async ({ url }) => {
     const bytes = await (await fetch(url)).arrayBuffer();
-    const engine = await Wisp.load(bytes, { worker: false });
+    const engine = await Wisp.load(bytes, { device: 'gpu', worker: false });
     const ids = await engine.tokenize('Hello, world!');
     const back = await engine.detokenize(ids);
     const special = await engine.tokenize('<|im_start|>', { special: true });
@@ -214,7 +256,7 @@ test('load from bytes in the page (worker: false); raw completion; tokenize roun
 test('load from a ReadableStream (transferred to the Worker)', async () => {
   const r = await inPage(async ({ url }) => {
     const resp = await fetch(url);
-    const engine = await Wisp.load(resp.body, { contextLength: 256 });
+    const engine = await Wisp.load(resp.body, { device: 'gpu', contextLength: 256 });
     const res = await engine.completions.create({ prompt: 'Hello', temperature: 0, max_tokens: 1 });
     const info = engine.info;
     await engine.unload();
@@ -227,7 +269,7 @@ test('load from a ReadableStream (transferred to the Worker)', async () => {
 test('a dropped connection resumes with a Range request', async () => {
   await resetStats();
   const r = await inPage(async ({ url, CUT }) => {
-    const engine = await Wisp.load(`${url}?drop=${CUT}`, { cache: false, worker: false });
+    const engine = await Wisp.load(`${url}?drop=${CUT}`, { device: 'gpu', cache: false, worker: false });
     const res = await engine.completions.create({ prompt: 'Hello', temperature: 0, max_tokens: 1 });
     await engine.unload();
     return res.usage.completion_tokens;
@@ -243,19 +285,20 @@ test('a dropped connection resumes with a Range request', async () => {
   return `resumed at byte ${s.model_range_start} of ${size}`;
 });
 
-test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, no WebGPU', async () => {
+test('errors (device: gpu): truncated file, too large for a forced limit, bad hash, not GGUF, no WebGPU', async () => {
   const r = await inPage(async ({ url }) => {
     const code = (p) => p.then(() => 'loaded', (e) => `${e.name}:${e.code}: ${e.message}`);
     const bytes = new Uint8Array(await (await fetch(url)).arrayBuffer());
     const out = {};
-    out.truncatedHeader = await code(Wisp.load(bytes.slice(0, 1000), { worker: false }));
-    out.truncatedData = await code(Wisp.load(bytes.slice(0, bytes.length - 1000)));
-    out.tooLarge = await code(Wisp.load(url, { cache: false, memoryBudget: 16 << 20 }));
-    out.badHash = await code(Wisp.load(url, { cache: false, sha256: '00'.repeat(32) }));
+    out.truncatedHeader = await code(Wisp.load(bytes.slice(0, 1000), { device: 'gpu', worker: false }));
+    out.truncatedData = await code(Wisp.load(bytes.slice(0, bytes.length - 1000), { device: 'gpu' }));
+    out.tooLarge = await code(Wisp.load(url, { device: 'gpu', cache: false, memoryBudget: 16 << 20 }));
+    out.badHash = await code(Wisp.load(url, { device: 'gpu', cache: false, sha256: '00'.repeat(32) }));
     out.notGguf = await code(Wisp.load(new TextEncoder().encode('<html>not a model</html>'.repeat(10))));
     out.badSource = await code(Wisp.load(42));
     const ac = new AbortController();
     out.abortedLoad = await code(Wisp.load(url, {
+      device: 'gpu',
       cache: false,
       signal: ac.signal,
       onProgress: (p) => p.phase === 'download' && p.loaded > 0 && ac.abort(),
@@ -263,7 +306,7 @@ test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, 
     out.cachedAfterBadHash = (await Wisp.cache.list()).length;
     const gpu = Object.getOwnPropertyDescriptor(Navigator.prototype, 'gpu');
     Object.defineProperty(Navigator.prototype, 'gpu', { get: () => undefined, configurable: true });
-    out.noWebGpu = await code(Wisp.load(bytes, { worker: false }));
+    out.noWebGpu = await code(Wisp.load(bytes, { device: 'gpu', worker: false }));
     Object.defineProperty(Navigator.prototype, 'gpu', gpu);
     return out;
   }, { url: SMOL });
@@ -279,9 +322,143 @@ test('errors: truncated file, too large for a forced limit, bad hash, not GGUF, 
   return Object.values(r).filter((v) => typeof v === 'string').map((v) => v.slice(0, 90)).join('\n      ');
 });
 
+test('no WebGPU (Chromium without it): device auto loads SmolLM2 on the CPU engine; chat equals native greedy; stream, stop, abort; engine.info', async () => {
+  const p = await noGpuPage();
+  const r = await inPageAt(p, `${BASE}/demo/blank.html`, async ({ url, question, n }) => {
+    const gpu = navigator.gpu ? (await navigator.gpu.requestAdapter()) !== null : false;
+    const engine = await Wisp.load(url, { cache: false });
+    const messages = [{ role: 'user', content: question }];
+    const prompt = await engine.renderChat(messages);
+    const res = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n });
+    // Streamed: the cached prompt, the same greedy tokens.
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n, stream: true })) chunks.push(c);
+    const streamed = chunks.map((c) => c.choices[0].delta.content ?? '').join('');
+    // A stop string taken from the greedy answer ends it there.
+    const answer = res.choices[0].message.content;
+    const stopAt = answer.trim().split(/\s+/)[1] ?? null;
+    const stopped = stopAt
+      ? await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n, stop: [stopAt] })
+      : null;
+    // Sampling with a seed, aborted after the first piece: the text so far is kept.
+    const controller = new AbortController();
+    let aborted = '';
+    let last;
+    for await (const c of await engine.chat.completions.create({
+      messages, temperature: 0.8, seed: 7, max_tokens: 50, stream: true, signal: controller.signal,
+    })) {
+      aborted += c.choices[0].delta.content ?? '';
+      if (aborted.length > 0) controller.abort();
+      last = c;
+    }
+    const info = engine.info;
+    await engine.unload();
+    return { gpu, cores: navigator.hardwareConcurrency, isolated: crossOriginIsolated, res, prompt, chunks, streamed, stopAt, stopped, aborted, abortFinish: last.choices[0].finish_reason, abortTokens: last.usage.completion_tokens, info };
+  }, { url: SMOL, question: QUESTION, n: CPU_TOKENS });
+  assert.equal(r.gpu, false, 'this Chromium has no WebGPU adapter');
+  const i = r.info;
+  assert.equal(i.engine, 'cpu');
+  assert.match(i.reason, /no WebGPU/);
+  assert.equal(i.adapter, null);
+  assert.equal(i.gpuBytes, 0);
+  assert.equal(i.isa, 'simd128', 'the wasm build has SIMD');
+  // The test server sends COOP/COEP: the page is isolated, so threads: 0 = one per core.
+  assert.equal(r.isolated, true);
+  assert.equal(i.crossOriginIsolated, true);
+  assert.equal(i.threads, Math.min(r.cores, 16), `threads ${i.threads}: ${i.threadsReason}`);
+  if (r.cores > 1) assert.match(i.threadsReason, /Web Workers over a shared wasm memory/);
+  assert.equal(i.wasmModelBytes, statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size, 'the whole file in wasm memory');
+  assert.ok(i.kvBytes > 0);
+  assert.equal(i.name.length > 0, true);
+  const text = r.res.choices[0].message.content;
+  const u = r.res.usage;
+  assert.ok(text.length > 0);
+  assert.ok(u.completion_tokens <= CPU_TOKENS && u.extra.decode_tokens_per_s > 0 && u.extra.prefill_tokens_per_s > 0);
+  assert.equal(r.streamed, text, 'stream and non-stream greedy answers agree');
+  assert.equal(r.chunks.at(-1).usage.extra.prefill_tokens, 1, 'the repeated prompt came from the KV cache');
+  if (r.stopAt) {
+    const s = r.stopped.choices[0];
+    assert.equal(s.finish_reason, 'stop');
+    assert.ok(!s.message.content.includes(r.stopAt) && text.startsWith(s.message.content), `stopped before ${JSON.stringify(r.stopAt)}: ${JSON.stringify(s.message.content)}`);
+  }
+  assert.equal(r.abortFinish, 'abort');
+  assert.ok(r.aborted.length > 0 && r.abortTokens < 50, `aborted after ${r.abortTokens} tokens`);
+  // The reference: the native CPU engine (and the GPU path's answer of the first test).
+  const native = nativeCpuRun(r.prompt, CPU_TOKENS);
+  const vsCpu = assertGreedyAgrees(r.prompt, text, native);
+  const vsGpu = shared.native ? assertGreedyAgrees(r.prompt, text, shared.native) : 'no GPU reference (first test not run)';
+  shared.cpuPrompt = r.prompt;
+  shared.cpuNative = native;
+  return `vs wisp run --device cpu: ${vsCpu}; vs the GPU path: ${vsGpu}; ${i.threads} thread(s) (${i.threadsReason}); ` +
+    `decode ${u.extra.decode_tokens_per_s.toFixed(2)} tok/s, prefill ${u.extra.prefill_tokens_per_s.toFixed(2)} tok/s: ${JSON.stringify(text)}`;
+});
+
+test("device: 'cpu' where WebGPU exists, page not cross-origin isolated: one thread and why; raw completion equals native; tokenize", async () => {
+  const r = await inPage(async ({ url }) => {
+    const engine = await Wisp.load(url, { device: 'cpu', threads: 2, cache: false });
+    const res = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 3 });
+    const ids = await engine.tokenize('Hello, world!');
+    const back = await engine.detokenize(ids);
+    const info = engine.info;
+    await engine.unload();
+    return { res, back, info, isolated: crossOriginIsolated };
+  }, { url: SMOL, path: '/demo/blank.html?coi=0' });
+  assert.equal(r.isolated, false, 'the page was served without COOP/COEP');
+  assert.equal(r.info.engine, 'cpu');
+  assert.match(r.info.reason, /device: 'cpu'/);
+  assert.equal(r.info.threads, 1);
+  assert.match(r.info.threadsReason, /not cross-origin isolated/);
+  assert.equal(r.info.crossOriginIsolated, false);
+  assert.equal(r.back, 'Hello, world!');
+  const native = nativeCpuRun('The capital of France is', 3, { special: false });
+  return `${assertGreedyAgrees('The capital of France is', r.res.choices[0].text, native)}: ${JSON.stringify(r.res.choices[0].text)}`;
+});
+
+test("device: 'cpu', threads: 2 in a cross-origin isolated page: a pool of Worker threads, the same greedy text as one thread", async () => {
+  const r = await inPage(async ({ url }) => {
+    const run = async (threads) => {
+      const engine = await Wisp.load(url, { device: 'cpu', threads, cache: false });
+      const res = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 3 });
+      const info = engine.info;
+      await engine.unload();
+      return { text: res.choices[0].text, usage: res.usage, info };
+    };
+    return { two: await run(2), one: await run(1), isolated: crossOriginIsolated };
+  }, { url: SMOL });
+  assert.equal(r.isolated, true);
+  assert.equal(r.two.info.threads, 2, r.two.info.threadsReason);
+  assert.match(r.two.info.threadsReason, /^2 threads \(as asked\): Web Workers/);
+  assert.equal(r.one.info.threads, 1);
+  assert.match(r.one.info.threadsReason, /threads: 1 was asked for/);
+  assert.equal(r.two.text, r.one.text, 'threads change the speed, not the tokens');
+  const rate = (x) => `pp ${x.usage.extra.prefill_tokens_per_s.toFixed(1)} / tg ${x.usage.extra.decode_tokens_per_s.toFixed(1)} tok/s`;
+  return `2 threads ${rate(r.two)}, 1 thread ${rate(r.one)}: ${JSON.stringify(r.two.text)}`;
+});
+
+test('CPU engine errors: a KV cache past the 4 GiB of wasm32 memory, a memory budget, a bad device, before any download', async () => {
+  await resetStats();
+  const r = await inPage(async ({ url }) => {
+    const code = (p) => p.then(() => 'loaded', (e) => `${e.name}:${e.code}: ${e.message}`);
+    return {
+      hugeContext: await code(Wisp.load(url, { device: 'cpu', cache: false, contextLength: 200000 })),
+      budget: await code(Wisp.load(url, { device: 'cpu', cache: false, memoryBudget: 16 << 20 })),
+      badDevice: await code(Wisp.load(url, { device: 'tpu', cache: false })),
+      badThreads: await code(Wisp.load(url, { device: 'cpu', threads: -1, cache: false })),
+    };
+  }, { url: SMOL });
+  assert.match(r.hugeContext, /^WispError:model_too_large:.*4 GiB.*wasm32/);
+  assert.match(r.budget, /^WispError:model_too_large:.*budget/);
+  assert.match(r.badDevice, /^WispError:invalid_request:.*device/);
+  assert.match(r.badThreads, /^WispError:invalid_request:.*threads/);
+  const served = (await stats()).model_bytes;
+  const size = statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size;
+  assert.ok(served < size / 2, `refused before the download: ${served} of ${size} bytes served`);
+  return Object.values(r).map((v) => v.slice(0, 140)).join('\n      ');
+});
+
 test('a 491 MB model (Qwen2.5-0.5B) loads with wasm memory under 96 MiB', async () => {
   const r = await inPage(async ({ url }) => {
-    const engine = await Wisp.load(url, { cache: false, worker: false, contextLength: 512 });
+    const engine = await Wisp.load(url, { device: 'gpu', cache: false, worker: false, contextLength: 512 });
     const memory = await engine.wasmMemoryBytes();
     const ids = await engine.tokenize('Hello');
     await engine.unload();
@@ -295,14 +472,20 @@ test('a 491 MB model (Qwen2.5-0.5B) loads with wasm memory under 96 MiB', async 
 test('the demo page: load, streamed greedy answer, stop, reload from cache, screenshot', async () => {
   await page.goto(`${BASE}/?model=${encodeURIComponent(SMOL)}`);
   await page.waitForSelector('#status[data-state="ready"]');
+  // SwiftShader is a software adapter: 'auto' takes the CPU engine, and the page says so.
+  assert.equal(await page.getAttribute('#engine', 'data-engine'), 'cpu');
+  const engineLine = await page.textContent('#engine');
+  assert.match(engineLine, /CPU engine.*software/);
+  assert.match(await page.textContent('#status'), /on the CPU/);
   await page.fill('#temperature', '0');
-  await page.fill('#max-tokens', String(GREEDY_TOKENS));
+  await page.fill('#max-tokens', String(CPU_TOKENS));
   await page.fill('#prompt', QUESTION);
   await page.click('#send');
   await page.waitForSelector('#messages[data-done="2"]');
   const answer = await page.textContent('#messages li.assistant');
   assert.ok(shared.native, 'needs the first test');
   const agree = assertGreedyAgrees(shared.prompt, answer, shared.native);
+  if (shared.cpuNative) assertGreedyAgrees(shared.prompt, answer, shared.cpuNative);
   assert.match(await page.textContent('#speed'), /tok\/s/);
 
   // Stop mid-answer.
@@ -324,7 +507,7 @@ test('the demo page: load, streamed greedy answer, stop, reload from cache, scre
   await page.waitForSelector('#status[data-state="ready"]');
   assert.match(await page.textContent('#status'), /from cache/);
   assert.equal((await stats()).model_bytes, 0);
-  return `${agree}; screenshot ${join(ARTIFACTS, 'demo.png')}`;
+  return `${agree}; ${engineLine}; screenshot ${join(ARTIFACTS, 'demo.png')}`;
 });
 
 let passed = 0;
@@ -345,5 +528,6 @@ for (const t of tests) {
   consoleLines.length = 0;
 }
 await context.close();
+await noGpuContext?.close();
 console.log(`\nbrowser tests: ${passed} passed, ${failed} failed`);
 process.exit(failed ? 1 : 0);

@@ -1,6 +1,7 @@
-//! The engine's threads: N − 1 workers of its own plus the calling thread (so
-//! `--threads N` means N), or the calling thread alone where there are no threads (wasm
-//! without shared memory).
+//! The engine's threads: natively N − 1 workers of its own plus the calling thread (so
+//! `--threads N` means N); on wasm with threads (`wasm-threads`) rayon's global pool,
+//! which the embedder builds over Web Workers before loading (the caller blocks while the
+//! pool works, so it must not be a page's main thread); else the calling thread alone.
 //!
 //! Why not rayon's pool: a decode token of a small model is ~150 parallel regions of
 //! 20–100 µs each (one per matrix group), and handing a region to sleeping rayon workers
@@ -180,7 +181,14 @@ impl Pool {
                 region: Mutex::new(()),
             })
         }
-        #[cfg(not(feature = "native"))]
+        #[cfg(all(feature = "wasm-threads", not(feature = "native")))]
+        {
+            let _ = threads;
+            Ok(Pool {
+                threads: rayon::current_num_threads(),
+            })
+        }
+        #[cfg(not(any(feature = "native", feature = "wasm-threads")))]
         {
             let _ = threads;
             Ok(Pool { threads: 1 })
@@ -232,6 +240,12 @@ impl Pool {
             if shared.panicked.swap(false, Ordering::AcqRel) {
                 panic!("a CPU engine job panicked");
             }
+            return;
+        }
+        #[cfg(all(feature = "wasm-threads", not(feature = "native")))]
+        if self.threads > 1 && tasks > 1 {
+            use rayon::prelude::*;
+            (0..tasks).into_par_iter().for_each(job);
             return;
         }
         (0..tasks).for_each(job);

@@ -677,6 +677,34 @@ fn smoke(o: &Opts) -> Result<(), String> {
             return Err(format!("wisp bench --kernels --json: {e}"));
         }
     }
+    // The CPU engine: the model bench (with resident memory) and its kernel bench.
+    let cpu = wisp_bench(&smoke, &wisp, path, &["--device", "cpu"], 8, 4)?;
+    for key in ["pp_tok_s", "tg_tok_s", "weight_bytes_per_token", "peak_rss_bytes"] {
+        let x = f(&cpu, key);
+        if !(x > 0.0 && x.is_finite()) {
+            return Err(format!("wisp bench --device cpu --json: {key} is {}", cpu[key]));
+        }
+    }
+    let mut cmd = Command::new(&wisp);
+    cmd.args(["bench", "--kernels", "--device", "cpu", "--quick", "--json"])
+        .args(["--types", "Q4_1,Q8_0,Q4_K,Q6_K"]);
+    let ck = json_of(&mut cmd)?;
+    let cpu_list = ck["kernels"].as_array().cloned().unwrap_or_default();
+    if cpu_list.is_empty() || !(f(&ck, "stream_gb_s") > 0.0) {
+        return Err(format!("wisp bench --kernels --device cpu --json: {ck}"));
+    }
+    for e in &cpu_list {
+        if !(f(e, "matvec_gb_s_all") > 0.0 && f(e, "matmul_gop_s_all") > 0.0) {
+            return Err(format!("wisp bench --kernels --device cpu --json: {e}"));
+        }
+    }
+    println!(
+        "bench smoke (CPU engine): pp8 {:.1} tok/s, tg4 {:.2} tok/s, {} kernels ({})",
+        f(&cpu, "pp_tok_s"),
+        f(&cpu, "tg_tok_s"),
+        cpu_list.len(),
+        cpu["isa"].as_str().unwrap_or("?")
+    );
     println!(
         "bench smoke: pp8 {:.1} tok/s, tg4 {:.2} tok/s, {} dispatches / token; streaming read {:.2} GB/s; {} kernels ({:.0} s)",
         f(&v, "pp_tok_s"),

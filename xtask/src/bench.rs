@@ -679,10 +679,18 @@ fn smoke(o: &Opts) -> Result<(), String> {
     }
     // The CPU engine: the model bench (with resident memory) and its kernel bench.
     let cpu = wisp_bench(&smoke, &wisp, path, &["--device", "cpu"], 8, 4)?;
-    for key in ["pp_tok_s", "tg_tok_s", "weight_bytes_per_token", "peak_rss_bytes"] {
+    for key in [
+        "pp_tok_s",
+        "tg_tok_s",
+        "weight_bytes_per_token",
+        "peak_rss_bytes",
+    ] {
         let x = f(&cpu, key);
         if !(x > 0.0 && x.is_finite()) {
-            return Err(format!("wisp bench --device cpu --json: {key} is {}", cpu[key]));
+            return Err(format!(
+                "wisp bench --device cpu --json: {key} is {}",
+                cpu[key]
+            ));
         }
     }
     let mut cmd = Command::new(&wisp);

@@ -154,10 +154,10 @@ macro_rules! kernels {
                     w.as_ptr().add((2 * i + 1) * size),
                 );
                 let (a0, a1) = (&a[2 * i], &a[2 * i + 1]);
-                let p0 = signed_dot(weights(b0), acts(&a0.qs));
-                let p1 = signed_dot(weights(b1), acts(&a1.qs));
-                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b0) * a0.d), p0, acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(b1) * a1.d), p1, acc1);
+                let p0 = _mm256_mul_ps(signed_dot(weights(b0), acts(&a0.qs)), _mm256_set1_ps(a0.d));
+                let p1 = _mm256_mul_ps(signed_dot(weights(b1), acts(&a1.qs)), _mm256_set1_ps(a1.d));
+                acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(halves(b0)), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(halves(b1)), p1, acc1);
             }
             if a.len() % 2 == 1 {
                 let (b, a) = (w.as_ptr().add((a.len() - 1) * size), &a[a.len() - 1]);
@@ -220,10 +220,13 @@ macro_rules! kernels {
                 let (a0, a1) = (&a[2 * i], &a[2 * i + 1]);
                 let p0 = _mm256_cvtepi32_ps($dot(quants(b0), acts(&a0.qs)));
                 let p1 = _mm256_cvtepi32_ps($dot(quants(b1), acts(&a1.qs)));
-                acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b0) * a0.d), p0, acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_set1_ps(half(b1) * a1.d), p1, acc1);
-                off0 += half(b0.add(2)) * a0.s;
-                off1 += half(b1.add(2)) * a1.s;
+                let p0 = _mm256_mul_ps(p0, _mm256_set1_ps(a0.d));
+                let p1 = _mm256_mul_ps(p1, _mm256_set1_ps(a1.d));
+                let (h0, h1) = (halves(b0), halves(b1));
+                acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(h0), p0, acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(h1), p1, acc1);
+                off0 += _mm_cvtss_f32(_mm_movehdup_ps(h0)) * a0.s;
+                off1 += _mm_cvtss_f32(_mm_movehdup_ps(h1)) * a1.s;
             }
             if a.len() % 2 == 1 {
                 let (b, a) = (w.as_ptr().add((a.len() - 1) * size), &a[a.len() - 1]);
@@ -234,7 +237,10 @@ macro_rules! kernels {
             hsum(_mm256_add_ps(acc0, acc1)) + (off0 + off1)
         }
 
-        /// Four tokens of a signed-weight type: each weight block unpacked once.
+        /// Four tokens of a signed-weight type: each weight block unpacked once. Per
+        /// token and block: one integer dot, a convert, a multiply by the activation
+        /// scale (broadcast straight from memory) and a multiply-add by the weight scale
+        /// (broadcast once for all four), with no scalar work between blocks.
         #[inline]
         #[target_feature(enable = $feat)]
         unsafe fn signed_row4(
@@ -244,14 +250,18 @@ macro_rules! kernels {
             weights: impl Fn(*const u8) -> __m256i,
         ) -> [f32; 4] {
             let mut acc = [_mm256_setzero_ps(); 4];
+            let ap = a.map(|a| a.as_ptr());
             for i in 0..a[0].len() {
                 let b = w.as_ptr().add(i * size);
                 let q = weights(b);
-                let (u, dw) = (_mm256_sign_epi8(q, q), half(b));
+                let u = _mm256_sign_epi8(q, q);
+                let dw = _mm256_broadcastss_ps(halves(b));
                 for t in 0..4 {
-                    let at = &a[t][i];
+                    // SAFETY: every activation row has a[0].len() blocks (checked).
+                    let at = &*ap[t].add(i);
                     let p = _mm256_cvtepi32_ps($dot(u, _mm256_sign_epi8(acts(&at.qs), q)));
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * at.d), p, acc[t]);
+                    let p = _mm256_mul_ps(p, _mm256_set1_ps(at.d));
+                    acc[t] = _mm256_fmadd_ps(dw, p, acc[t]);
                 }
             }
             [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
@@ -268,14 +278,19 @@ macro_rules! kernels {
         ) -> [f32; 4] {
             let mut acc = [_mm256_setzero_ps(); 4];
             let mut off = [0f32; 4];
+            let ap = a.map(|a| a.as_ptr());
             for i in 0..a[0].len() {
                 let b = w.as_ptr().add(i * size);
                 let q = quants(b);
-                let (dw, m) = (half(b), half(b.add(2)));
+                let h = halves(b);
+                let dw = _mm256_broadcastss_ps(h);
+                let m = _mm_cvtss_f32(_mm_movehdup_ps(h));
                 for t in 0..4 {
-                    let at = &a[t][i];
+                    // SAFETY: every activation row has a[0].len() blocks (checked).
+                    let at = &*ap[t].add(i);
                     let p = _mm256_cvtepi32_ps($dot(q, acts(&at.qs)));
-                    acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * at.d), p, acc[t]);
+                    let p = _mm256_mul_ps(p, _mm256_set1_ps(at.d));
+                    acc[t] = _mm256_fmadd_ps(dw, p, acc[t]);
                     off[t] += m * at.s;
                 }
             }

@@ -1,9 +1,10 @@
 //! The CPU engine against llama.cpp and the float64 reference (the bars every backend
 //! meets), and against the f32 oracle, on every committed prompt of the three real
-//! models: with the best instruction set this CPU has, and with the scalar kernels.
+//! models: with the best instruction set this CPU has, and with the scalar kernels; and
+//! its llama.cpp-style fast precision on SmolLM2.
 
 use std::sync::Arc;
-use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions, Isa};
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions, Isa, Precision};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
 use wisp::model::cpu::{CpuModel, CpuSession};
@@ -12,16 +13,35 @@ use wisp::sampling::{Sampler, SamplingParams};
 use wisp_e2e::logits::{self, Agreement};
 
 /// Largest |engine − oracle| over each position's float64 top-10, relative to the
-/// position's largest |logit|. The engine quantizes activations to 8 bits per block of
-/// 32 or 256 (as llama.cpp's CPU backend does) and caches K/V in f16; the measured worst
-/// case is printed by each run (tests/README.md has the numbers).
-const ORACLE_REL_TOLERANCE: f32 = 2e-2;
+/// position's largest |logit|. With [`Precision::Exact`] activations the engine differs
+/// from the f32 oracle by its f16 KV cache and summation order: measured worst cases
+/// 7.8e-4 (SmolLM2), 6.6e-4 (Gemma 3), 3.8e-3 (Qwen2.5).
+const ORACLE_REL_TOLERANCE: f32 = 8e-3;
+
+/// The same with [`Precision::Fast`] (one 8-bit block per 32 or 256 activations, as
+/// llama.cpp's CPU backend): measured 4.2e-2 on SmolLM2.
+const FAST_ORACLE_REL_TOLERANCE: f32 = 8e-2;
 
 fn check(key: &str, isa: Option<Isa>, n_cases: usize) {
+    let (agreement, max_rel) = compare(key, isa, Precision::Exact, n_cases);
+    agreement.assert_meets_bars();
+    assert!(
+        max_rel <= ORACLE_REL_TOLERANCE,
+        "{key}: engine vs oracle relative error {max_rel:.2e} above {ORACLE_REL_TOLERANCE:.0e}"
+    );
+}
+
+/// The engine's logits over the first `n_cases` prompts of `key`'s fixture: how they
+/// agree with llama.cpp and float64, and their largest relative distance from the oracle.
+fn compare(key: &str, isa: Option<Isa>, precision: Precision, n_cases: usize) -> (Agreement, f32) {
     let fixture = logits::load(key);
     let path = wisp_e2e::model_path(key);
     let file = Arc::new(GgufFile::open(&path).expect("open model"));
-    let options = CpuOptions { threads: 0, isa };
+    let options = CpuOptions {
+        threads: 0,
+        isa,
+        precision,
+    };
     let engine = Arc::new(CpuEngine::load(Arc::clone(&file), &options).expect("load"));
     let oracle = Arc::new(CpuModel::load(file).expect("oracle"));
     let n_vocab = engine.config.n_vocab;
@@ -47,7 +67,7 @@ fn check(key: &str, isa: Option<Isa>, n_cases: usize) {
         }
     }
     eprintln!(
-        "{key} cpu engine ({}): {} positions ({} gated) in {:.1} s; vs llama.cpp first position max |Δ| {:.4}; vs float64 max |Δ| {:.4} (rel {:.2e}); vs oracle max rel {:.2e}",
+        "{key} cpu engine ({}, {precision:?}): {} positions ({} gated) in {:.1} s; vs llama.cpp first position max |Δ| {:.4}; vs float64 max |Δ| {:.4} (rel {:.2e}); vs oracle max rel {:.2e}",
         engine.isa().name(),
         agreement.positions,
         agreement.gated,
@@ -57,11 +77,7 @@ fn check(key: &str, isa: Option<Isa>, n_cases: usize) {
         agreement.max_f64_rel,
         max_rel
     );
-    agreement.assert_meets_bars();
-    assert!(
-        max_rel <= ORACLE_REL_TOLERANCE,
-        "{key}: engine vs oracle relative error {max_rel:.2e} above {ORACLE_REL_TOLERANCE:.0e}"
-    );
+    (agreement, max_rel)
 }
 
 #[test]
@@ -69,6 +85,24 @@ fn smollm2_cpu_engine_logits() {
     check("smollm2", None, usize::MAX);
     // The scalar kernels (what a CPU without SIMD runs) on a few prompts.
     check("smollm2", Some(Isa::Scalar), 4);
+}
+
+/// llama.cpp-style activations: logits move more (llama.cpp's CPU backend itself is up
+/// to 1.41 from float64 on these prompts, tests/reference/README.md), so only the top-1
+/// bar binds, with the oracle distance measured.
+#[test]
+fn smollm2_cpu_engine_fast_precision_logits() {
+    let (agreement, max_rel) = compare("smollm2", None, Precision::Fast, usize::MAX);
+    assert!(agreement.gated >= 16);
+    assert!(
+        agreement.top1_mismatches.is_empty(),
+        "{:#?}",
+        agreement.top1_mismatches
+    );
+    assert!(
+        max_rel <= FAST_ORACLE_REL_TOLERANCE,
+        "engine vs oracle relative error {max_rel:.2e} above {FAST_ORACLE_REL_TOLERANCE:.0e}"
+    );
 }
 
 #[test]

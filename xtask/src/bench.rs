@@ -698,7 +698,8 @@ fn smoke(o: &Opts) -> Result<(), String> {
         .args(["--types", "Q4_1,Q8_0,Q4_K,Q6_K"]);
     let ck = json_of(&mut cmd)?;
     let cpu_list = ck["kernels"].as_array().cloned().unwrap_or_default();
-    if cpu_list.is_empty() || !(f(&ck, "stream_gb_s") > 0.0) {
+    let stream_gb_s = f(&ck, "stream_gb_s");
+    if cpu_list.is_empty() || stream_gb_s.is_nan() || stream_gb_s <= 0.0 {
         return Err(format!("wisp bench --kernels --device cpu --json: {ck}"));
     }
     for e in &cpu_list {

@@ -233,7 +233,10 @@ impl Engine {
         let choice = config.device.unwrap_or_default();
         let cpu_engine = |reason: String| -> Result<(Session, String, String, String), WispError> {
             report(0, 1);
-            let options = CpuOptions { threads, isa: None };
+            let options = CpuOptions {
+                threads,
+                ..Default::default()
+            };
             let model = Arc::new(CpuEngine::load(Arc::clone(&file), &options)?);
             report(1, 1);
             let reason = format!(

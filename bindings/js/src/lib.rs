@@ -316,7 +316,14 @@ pub fn finish_cpu_load(loader: CpuLoader) -> Result<Engine, JsValue> {
     let file = Arc::new(GgufFile::from_bytes(bytes).map_err(wisp_error)?);
     let tokenizer = Tokenizer::from_gguf(&file.header).map_err(wisp_error)?;
     let template = ChatTemplate::from_gguf(&file.header);
-    let engine = CpuEngine::load(file, &CpuOptions { threads, isa: None }).map_err(wisp_error)?;
+    let engine = CpuEngine::load(
+        file,
+        &CpuOptions {
+            threads,
+            ..Default::default()
+        },
+    )
+    .map_err(wisp_error)?;
     info["isa"] = engine.isa().name().into();
     info["threads"] = engine.threads().into();
     let session = CpuEngineSession::new(Arc::new(engine), n_ctx).map_err(wisp_error)?;

@@ -177,6 +177,7 @@ pub fn model(
             let bytes = m.weight_bytes_per_token() as f64;
             let mut extra = json!({
                 "threads": m.threads(), "isa": m.isa().name(),
+                "cpu_precision": format!("{:?}", m.precision()).to_lowercase(),
                 "weight_bytes_per_token": bytes,
                 "decode_weight_gb_s": bytes * tg_tok_s / 1e9,
                 "file_bytes": loaded.file.bytes().len(),
@@ -188,7 +189,12 @@ pub fn model(
                 extra["peak_rss_bytes"] = json!(peak);
             }
             (
-                format!("cpu ({}, {} threads)", m.isa().name(), m.threads()),
+                format!(
+                    "cpu ({}, {:?} precision, {} threads)",
+                    m.isa().name(),
+                    m.precision(),
+                    m.threads()
+                ),
                 0,
                 extra,
             )

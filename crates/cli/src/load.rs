@@ -4,7 +4,7 @@ use crate::{Device, LoadFlags, ModelArgs};
 use sha2::{Digest, Sha256};
 use std::io::{IsTerminal, Read};
 use std::sync::Arc;
-use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions};
+use wisp::cpu::{CpuEngine, CpuEngineSession, CpuOptions, Precision};
 use wisp::engine::{GpuModel, GpuSession, LoadControl, SliceSource};
 use wisp::generate::Forward;
 use wisp::gguf::GgufFile;
@@ -198,7 +198,11 @@ pub fn load(args: &ModelArgs) -> Result<Loaded, String> {
             progress("loading model");
             let options = CpuOptions {
                 threads: args.threads.unwrap_or(0),
-                isa: None,
+                precision: match args.cpu_precision {
+                    crate::CpuPrecision::Exact => Precision::Exact,
+                    crate::CpuPrecision::Fast => Precision::Fast,
+                },
+                ..Default::default()
             };
             let model = CpuEngine::load(Arc::clone(&file), &options)
                 .map_err(|e| format!("{}: {e}", args.model.display()))?;

@@ -29,6 +29,15 @@ pub enum Device {
     Oracle,
 }
 
+/// How finely the CPU engine quantizes activations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CpuPrecision {
+    /// Each 8-bit activation block plus an 8-bit block of its residual: float64-level logits.
+    Exact,
+    /// One 8-bit block per activation block, as llama.cpp's CPU backend: faster prefill.
+    Fast,
+}
+
 impl Device {
     /// Either of the two engines that run on the CPU.
     pub fn on_cpu(self) -> bool {
@@ -69,6 +78,9 @@ pub struct LoadFlags {
     /// CPU engine threads (default: the machine's cores).
     #[arg(long)]
     pub threads: Option<usize>,
+    /// CPU engine activation precision.
+    #[arg(long, value_enum, default_value = "exact")]
+    pub cpu_precision: CpuPrecision,
     /// Request exactly the WebGPU spec default limits instead of the adapter's.
     #[arg(long)]
     pub webgpu_default_limits: bool,

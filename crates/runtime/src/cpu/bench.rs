@@ -11,7 +11,7 @@
 //!   as they do in a real token, not from a cache a 2–9 MB matrix fits in.
 
 use super::kernels::{ActKind, Isa};
-use super::matrix::{matmul, Input, Matrix};
+use super::matrix::{matmul, Input, Matrix, Precision};
 use super::pool::Pool;
 use crate::gguf::TensorInfo;
 use crate::quant::GgmlType;
@@ -165,7 +165,7 @@ pub fn kernel_bench(options: &KernelBenchOptions) -> Result<KernelBench, crate::
             let mut run = |pool: &Pool, tokens: usize, target: f64| {
                 time(target, |i| {
                     let m = &mats[i % copies];
-                    let mut input = Input::new(&x[..tokens * N], N);
+                    let mut input = Input::new(&x[..tokens * N], N, Precision::Fast);
                     matmul(pool, &file, &mut input, &[m], &mut [&mut out[..tokens * N]]);
                 })
             };

@@ -14,5 +14,6 @@ pub mod pool;
 pub mod session;
 
 pub use kernels::Isa;
+pub use matrix::Precision;
 pub use model::{CpuEngine, CpuOptions};
 pub use session::CpuEngineSession;

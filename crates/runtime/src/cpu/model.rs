@@ -3,7 +3,7 @@
 
 use super::half::HalfOps;
 use super::kernels::Isa;
-use super::matrix::Matrix;
+use super::matrix::{Matrix, Precision};
 use super::pool::Pool;
 use crate::gguf::{GgufFile, TensorInfo};
 use crate::model::config::ModelConfig;
@@ -20,6 +20,8 @@ pub struct CpuOptions {
     /// Instruction set to use; `None` = the best this CPU has. Must be one of
     /// [`Isa::available`] (checked at load).
     pub isa: Option<Isa>,
+    /// How finely activations are quantized (the default meets the float64 bars).
+    pub precision: Precision,
 }
 
 pub(super) struct Layer {
@@ -53,6 +55,7 @@ pub struct CpuEngine {
     pub(super) rope_factors: Option<(Vec<f32>, Option<Vec<f32>>)>,
     pub(super) pool: Pool,
     pub(super) half: HalfOps,
+    pub(super) precision: Precision,
     isa: Isa,
 }
 
@@ -94,6 +97,7 @@ impl CpuEngine {
             )));
         }
         let m = |t: &TensorInfo| Matrix::new(t, isa);
+        let precision = options.precision;
         let mut layers = Vec::with_capacity(config.n_layer);
         for lt in &tensors.layers {
             layers.push(Layer {
@@ -131,6 +135,7 @@ impl CpuEngine {
             pool: Pool::new(options.threads)?,
             half: HalfOps::best(),
             isa,
+            precision,
             config,
             file,
         })
@@ -145,6 +150,11 @@ impl CpuEngine {
     }
 
     /// The instruction set the kernels use.
+    /// How finely activations are quantized.
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     pub fn isa(&self) -> Isa {
         self.isa
     }

@@ -119,7 +119,7 @@ impl CpuEngineSession {
             let mut h = x.clone();
             h.chunks_mut(e)
                 .for_each(|r| rms_norm(r, &l.attn_norm, cfg.rms_eps));
-            let mut input = Input::new(&h, e);
+            let mut input = Input::new(&h, e, model.precision);
             matmul(
                 &model.pool,
                 file,
@@ -163,7 +163,7 @@ impl CpuEngineSession {
             (model.half.store)(&k, &mut self.k_cache[il][n_past * kd..(n_past + n) * kd]);
             (model.half.store)(&v, &mut self.v_cache[il][n_past * vd..(n_past + n) * vd]);
             self.attention(il, &q, n, &mut attn);
-            let mut input = Input::new(&attn, cfg.n_head * cfg.head_dim_v);
+            let mut input = Input::new(&attn, cfg.n_head * cfg.head_dim_v, model.precision);
             matmul(&model.pool, file, &mut input, &[&l.wo], &mut [&mut o]);
             if let Some(w) = &l.attn_post_norm {
                 o.chunks_mut(e).for_each(|r| rms_norm(r, w, cfg.rms_eps));
@@ -174,7 +174,7 @@ impl CpuEngineSession {
             let mut h = x.clone();
             h.chunks_mut(e)
                 .for_each(|r| rms_norm(r, &l.ffn_norm, cfg.rms_eps));
-            let mut input = Input::new(&h, e);
+            let mut input = Input::new(&h, e, model.precision);
             matmul(
                 &model.pool,
                 file,
@@ -184,7 +184,7 @@ impl CpuEngineSession {
             );
             let act: fn(f32) -> f32 = if cfg.arch.gelu_ffn() { gelu_tanh } else { silu };
             gate.iter_mut().zip(&up).for_each(|(g, u)| *g = act(*g) * u);
-            let mut input = Input::new(&gate, cfg.n_ff);
+            let mut input = Input::new(&gate, cfg.n_ff, model.precision);
             matmul(&model.pool, file, &mut input, &[&l.ffn_down], &mut [&mut o]);
             if let Some(w) = &l.ffn_post_norm {
                 o.chunks_mut(e).for_each(|r| rms_norm(r, w, cfg.rms_eps));
@@ -201,7 +201,7 @@ impl CpuEngineSession {
             .for_each(|r| rms_norm(r, &model.output_norm, cfg.rms_eps));
         let m = rows.len() / e;
         let mut out = vec![0f32; m * cfg.n_vocab];
-        let mut input = Input::new(&rows, e);
+        let mut input = Input::new(&rows, e, model.precision);
         matmul(
             &model.pool,
             file,

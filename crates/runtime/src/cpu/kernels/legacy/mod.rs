@@ -52,14 +52,19 @@ pub(super) struct Table4 {
     pub q5_1: super::Dot4Q8_1,
 }
 
+/// The four-token table of `isa`, where it has one (x86 only so far).
+fn table4(isa: Isa) -> Option<&'static Table4> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => Some(&x86::avx2::TABLE4),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => Some(&x86::vnni::TABLE4),
+        _ => None,
+    }
+}
+
 pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
-    let t: &Table4 = match isa {
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => &x86::avx2::TABLE4,
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512Vnni => &x86::vnni::TABLE4,
-        _ => return None,
-    };
+    let t = table4(isa)?;
     Some(match ty {
         GgmlType::Q4_0 => RowDot4::Q8_0(t.q4_0),
         GgmlType::Q5_0 => RowDot4::Q8_0(t.q5_0),

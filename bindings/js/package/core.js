@@ -103,12 +103,12 @@ async function open(source, opts, state) {
 
 /** Bytes of this worker's wasm memory. */
 export function wasmMemoryBytes() {
-  return wasm.wasmMemoryBytes();
+  return wasm?.wasmMemoryBytes() ?? 0;
 }
 
 const DEVICES = ['auto', 'gpu', 'cpu'];
 // Adapter names of WebGPU implementations that run on the CPU: a CPU engine beats them.
-const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|warp|basic render/i;
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|\bwarp\b|basic render/i;
 
 /** Describe a WebGPU adapter in one line (for engine.info). */
 function adapterName(adapter) {

@@ -12,6 +12,11 @@
 //! into wasm memory, once, since its kernels read the quantized blocks from there; a
 //! wasm32 memory holds at most 4 GiB and one buffer at most 2 GiB, which
 //! [`begin_cpu_load`] checks from the header before any weight byte is read.
+//!
+//! Two builds: the default one (feature `gpu`: both engines, one thread) and the
+//! threaded one (feature `threads`, nightly with wasm atomics: the CPU engine alone, its
+//! pool on Web Workers; see `threads.rs`), which the package loads only for the CPU
+//! engine on several threads.
 #![cfg(target_arch = "wasm32")]
 // The engine shares its device and model through `Arc` (native sessions run on several
 // threads); in the page everything lives on one thread, where `Arc` is merely an `Rc`.

@@ -28,6 +28,7 @@ commands:
   kotlin             the Kotlin bindings' tests on the JVM (kotlinc 2.4.20, JNA)
   swift              the Swift bindings' XCTests (Swift 6.0.3 in a trixie chroot)
   mobile-targets     check iOS and build the Android static library
+  wasm-kernels       the CPU kernels' tests on wasm32 + simd128 under Node's WASI
   bench [OPTIONS]    speed: wisp bench on every model + the roofline; --vs llama.cpp compares;
                      --smoke is CI's check (see xtask/src/bench.rs)
   synth [OPTIONS]    write random-weight GGUFs of the 2B-4B families (see xtask/src/synth_cmd.rs)
@@ -46,6 +47,7 @@ fn main() -> ExitCode {
         Some("kotlin") => mobile::kotlin(),
         Some("swift") => mobile::swift(),
         Some("mobile-targets") => mobile::mobile_targets(),
+        Some("wasm-kernels") => web::wasm_kernel_tests(),
         Some("synth") => synth_cmd::main(&args[1..]),
         Some("bench") => bench::main(&args[1..]),
         Some("chat") => chat(args.get(1).map(String::as_str).unwrap_or("smollm2")),
@@ -177,6 +179,7 @@ fn ci(full: bool) -> Result<(), String> {
     })?;
     // Benchmarks are not timed tests: this only checks the tools run and report sane JSON.
     step("bench smoke", &mut || bench::main(&["--smoke".to_string()]))?;
+    step("wasm kernels", &mut web::wasm_kernel_tests)?;
     step("browser", &mut || web::js_test(true))?;
     step("kotlin", &mut mobile::kotlin)?;
     step("swift", &mut mobile::swift)?;

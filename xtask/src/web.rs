@@ -269,3 +269,45 @@ fn cli_binary() -> Result<PathBuf, String> {
     run(cargo().args(["build", "-p", "wisp-cli"]))?;
     Ok(target_dir().join("debug/wisp"))
 }
+
+/// The CPU engine's kernel tests built for wasm32 with `simd128` and run under Node's
+/// WASI: the browser's kernels against the scalar reference. (Only the kernel, matrix and
+/// f16 tests: the thread pool's panic test needs unwinding, which wasm32 lacks.)
+pub fn wasm_kernel_tests() -> Result<(), String> {
+    run(Command::new("rustup").args(["target", "add", "wasm32-wasip1"]))?;
+    let args = [
+        "test",
+        "-p",
+        "wisp",
+        "--no-default-features",
+        "--lib",
+        "--target",
+        "wasm32-wasip1",
+        "--no-run",
+        "--message-format=json",
+    ];
+    let out = cargo()
+        .args(args)
+        .current_dir(workspace_root())
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cargo test --no-run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("cargo {} failed", args.join(" ")));
+    }
+    let wasm = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["executable"].as_str().map(String::from))
+        .find(|e| e.ends_with(".wasm"))
+        .ok_or("cargo test --no-run built no .wasm test binary")?;
+    run(Command::new("node")
+        .arg("xtask/wasi_run.mjs")
+        .arg(&wasm)
+        .args([
+            "cpu::kernels",
+            "cpu::matrix",
+            "cpu::half",
+            "--test-threads=1",
+        ]))
+}

@@ -12,7 +12,16 @@
 use super::{Isa, RowDot, RowDot4};
 use crate::quant::GgmlType;
 
+#[cfg(target_arch = "aarch64")]
+mod neon;
 mod scalar;
+#[cfg(any(
+    target_arch = "aarch64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod v128;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod wasm;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
@@ -52,13 +61,19 @@ pub(super) struct Table4 {
     pub q5_1: super::Dot4Q8_1,
 }
 
-/// The four-token table of `isa`, where it has one (x86 only so far).
+/// The four-token table of `isa` (every SIMD set has one; scalar does not).
 fn table4(isa: Isa) -> Option<&'static Table4> {
     match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => Some(&x86::avx2::TABLE4),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => Some(&x86::vnni::TABLE4),
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => Some(&neon::plain::TABLE4),
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDotprod => Some(&neon::sdot::TABLE4),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => Some(&wasm::TABLE4),
         _ => None,
     }
 }
@@ -82,6 +97,12 @@ pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
         Isa::Avx2 => &x86::avx2::TABLE,
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => &x86::vnni::TABLE,
+        #[cfg(target_arch = "aarch64")]
+        Isa::Neon => &neon::plain::TABLE,
+        #[cfg(target_arch = "aarch64")]
+        Isa::NeonDotprod => &neon::sdot::TABLE,
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => &wasm::TABLE,
         _ => &scalar::TABLE,
     };
     Some(match ty {

@@ -134,6 +134,16 @@ fn scalar_matches_f64_over_dequantized_blocks() {
 #[test]
 fn simd_matches_scalar() {
     let isas = Isa::available();
+    // Every target with kernels here has at least one SIMD set (x86-64 CI machines have
+    // AVX2; wasm32 tests are built with simd128), so a lost dispatch fails rather than
+    // testing nothing.
+    if cfg!(any(
+        target_arch = "x86_64",
+        target_arch = "aarch64",
+        all(target_arch = "wasm32", target_feature = "simd128")
+    )) {
+        assert!(isas.len() > 1, "no SIMD instruction set: {isas:?}");
+    }
     let mut rng = Rng::new(2);
     for ty in TYPES {
         for &isa in &isas[1..] {
@@ -165,6 +175,8 @@ fn four_token_kernels_match_four_single_dots() {
     for ty in TYPES {
         for &isa in &Isa::available() {
             let Some(dot4) = super::row_dot4(ty, isa) else {
+                // Every SIMD set has its four-token kernels; scalar falls back to singles.
+                assert_eq!(isa, Isa::Scalar, "{ty}: no four-token kernel on {isa:?}");
                 continue;
             };
             for n in LENGTHS {

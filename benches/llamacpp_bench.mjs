@@ -6,6 +6,18 @@
 // Vulkan on lavapipe needs GGML_VK_VISIBLE_DEVICES=0 (set here when absent).
 import {getLlama} from "node-llama-cpp";
 import os from "node:os";
+import {readFileSync} from "node:fs";
+
+// Resident bytes now and at peak (Linux), as `wisp bench` reports them.
+const resident = () => {
+    try {
+        const status = readFileSync("/proc/self/status", "utf8");
+        const kb = (k) => Number(status.match(new RegExp(`${k}:\\s+(\\d+) kB`))?.[1]) * 1024;
+        return {rss: kb("VmRSS"), peak: kb("VmHWM")};
+    } catch {
+        return {rss: NaN, peak: NaN};
+    }
+};
 
 const args = process.argv.slice(2);
 const opt = (name, dflt) => {
@@ -19,6 +31,8 @@ process.env.GGML_VK_VISIBLE_DEVICES ??= "0";
 
 const t0 = performance.now();
 const llama = await getLlama({gpu: backend === "cpu" ? false : backend, build: "never", skipDownload: true});
+// Node and the llama.cpp libraries before the model.
+const baseline = resident();
 const model = await llama.loadModel({modelPath, gpuLayers: backend === "cpu" ? 0 : "max"});
 // One thread per core: node-llama-cpp's default (4 here) oversubscribes a 2-core machine,
 // and llama.cpp's spinning thread barriers then make the CPU build ~10x slower.
@@ -52,7 +66,9 @@ for (let rep = 0; rep <= reps; rep++) {
     }
 }
 const ppS = median(ppTimes);
+const end = resident();
 console.log(JSON.stringify({
+    peak_rss_bytes: end.peak, baseline_rss_bytes: baseline.rss, model_peak_rss_bytes: end.peak - baseline.rss,
     load_s: loadS, pp_tokens: pp, pp_tok_s: pp / ppS, tg_tokens: tg, tg_tok_s: tg > 0 ? tg / median(tgTimes) : 0,
     ttft_s: ppS, backend, threads, lp_num_threads: process.env.LP_NUM_THREADS ?? null, device: llama.getGpuDeviceNames ? await llama.getGpuDeviceNames() : [],
 }));

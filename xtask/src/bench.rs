@@ -590,20 +590,24 @@ fn vs_llama(o: &Opts, wisp: &Path, models: &[ModelRun]) -> Result<(), String> {
             println!("{line}");
         }
         if pair.llama_backend == "cpu" {
-            for (name, w, _) in rows {
+            for (name, w, l) in rows {
                 if let (Some(rss), Some(file), Some(kv)) = (
                     w["peak_rss_bytes"].as_f64(),
                     w["file_bytes"].as_f64(),
                     w["kv_cache_bytes"].as_f64(),
                 ) {
+                    let model = w["model_peak_rss_bytes"].as_f64().unwrap_or(f64::NAN);
                     println!(
-                        "{name}: Wisp CPU peak resident {:.0} MiB = {:.2} × (file {:.0} MiB + KV {:.0} MiB); {} threads, {} kernels",
+                        "{name}: Wisp CPU peak resident {:.0} MiB, {:.0} MiB of it for the model = {:.2} × (file {:.0} MiB + KV {:.0} MiB) (llama.cpp-CPU: {:.0} MiB for the model); {} threads, {} kernels, {} precision",
                         rss / 1048576.0,
-                        rss / (file + kv),
+                        model / 1048576.0,
+                        model / (file + kv),
                         file / 1048576.0,
                         kv / 1048576.0,
+                        l["model_peak_rss_bytes"].as_f64().unwrap_or(f64::NAN) / 1048576.0,
                         w["threads"],
-                        w["isa"].as_str().unwrap_or("?")
+                        w["isa"].as_str().unwrap_or("?"),
+                        w["cpu_precision"].as_str().unwrap_or("?")
                     );
                 }
             }

@@ -118,6 +118,8 @@ pub fn model(
         return Err("--profile times GPU kernels; drop --device".into());
     }
     let started = Instant::now();
+    // The process before the model: its code, libraries and allocator.
+    let baseline_rss = resident_bytes().map(|(rss, _)| rss);
     let mut args = args.clone();
     args.ctx_size = Some(args.ctx_size.unwrap_or(0).max(pp + tg + 1));
     let loaded = load::load(&args)?;
@@ -187,6 +189,11 @@ pub fn model(
             if let Some((rss, peak)) = resident_bytes() {
                 extra["rss_bytes"] = json!(rss);
                 extra["peak_rss_bytes"] = json!(peak);
+                if let Some(base) = baseline_rss {
+                    extra["baseline_rss_bytes"] = json!(base);
+                    // What running the model added (the bar: file + KV + 10%).
+                    extra["model_peak_rss_bytes"] = json!(peak.saturating_sub(base));
+                }
             }
             (
                 format!(

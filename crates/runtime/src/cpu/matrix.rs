@@ -138,6 +138,7 @@ impl Matrix {
     fn dot4(&self, file: &[u8], r: usize, input: &Input, q: usize) -> Option<[f32; 4]> {
         let w = self.row(file, r);
         let b = self.cols / 32;
+        let bk = self.cols / 256;
         Some(match self.dot4? {
             RowDot4::Q8_0(f) => {
                 let a = |i: usize| &input.q8_0[(q + i) * b..(q + i + 1) * b];
@@ -145,6 +146,10 @@ impl Matrix {
             }
             RowDot4::Q8_1(f) => {
                 let a = |i: usize| &input.q8_1[(q + i) * b..(q + i + 1) * b];
+                f(w, [a(0), a(1), a(2), a(3)])
+            }
+            RowDot4::Q8K(f) => {
+                let a = |i: usize| &input.q8k[(q + i) * bk..(q + i + 1) * bk];
                 f(w, [a(0), a(1), a(2), a(3)])
             }
         })

@@ -162,19 +162,21 @@ impl RowDot {
 /// blocks are unpacked once for all four, which is most of the work for small blocks.
 pub type Dot4Q8_0 = fn(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4];
 pub type Dot4Q8_1 = fn(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4];
+pub type Dot4Q8K = fn(w: &[u8], a: [&[BlockQ8K]; 4]) -> [f32; 4];
 
 /// A four-token dot product, where an instruction set has one for a type.
 #[derive(Clone, Copy)]
 pub enum RowDot4 {
     Q8_0(Dot4Q8_0),
     Q8_1(Dot4Q8_1),
+    Q8K(Dot4Q8K),
 }
 
 /// The four-token kernel for `ty` on `isa`, if there is one (it must read the same
 /// activation blocks as [`row_dot`]'s kernel); `None`: four single dots.
 pub fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
     debug_assert!(Isa::available().contains(&isa), "{isa:?} not available");
-    legacy::row_dot4(ty, isa)
+    legacy::row_dot4(ty, isa).or_else(|| kquants::row_dot4(ty, isa))
 }
 
 /// The dot product for weights of type `ty` on instruction set `isa`, which must be one

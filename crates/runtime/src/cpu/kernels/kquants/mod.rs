@@ -13,7 +13,7 @@
 //! [`BlockQ8K`]: super::BlockQ8K
 //! [`quantize_q8_k`]: super::act::quantize_q8_k
 
-use super::{Isa, RowDot};
+use super::{Isa, RowDot, RowDot4};
 use crate::quant::GgmlType;
 
 #[cfg(target_arch = "aarch64")]
@@ -55,6 +55,18 @@ pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
         _ => None,
     };
     f.or_else(|| scalar::get(ty)).map(RowDot::Q8K)
+}
+
+/// The four-row kernel for `ty` on `isa` (x86 so far; `None`: four single dots).
+pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
+    let f = match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::avx2::get4(ty),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::vnni::get4(ty),
+        _ => None,
+    };
+    f.map(RowDot4::Q8K)
 }
 
 #[inline(always)]

@@ -162,3 +162,38 @@ fn dispatch() {
         assert!(super::row_dot(GgmlType::F32, isa).is_none());
     }
 }
+
+/// The four-row kernels give each row what the single-row kernel of the same
+/// instruction set gives it, for every type that has one (Q4_K, Q5_K, Q6_K on x86).
+#[test]
+fn four_row_kernels_match_four_single_dots() {
+    let mut rng = Rng::new(4);
+    let mut checked = 0;
+    for ty in TYPES {
+        for &isa in &Isa::available() {
+            let Some(super::super::RowDot4::Q8K(dot4)) = super::row_dot4(ty, isa) else {
+                continue;
+            };
+            checked += 1;
+            for n in LENGTHS {
+                for case in 0..2 {
+                    let w = weights(&mut rng, ty, n, case);
+                    let a: Vec<Vec<BlockQ8K>> = (0..4).map(|_| acts(&mut rng, n)).collect();
+                    let got = dot4(&w, [&a[0], &a[1], &a[2], &a[3]]);
+                    for t in 0..4 {
+                        let want = q8k_fn(ty, isa)(&w, &a[t]);
+                        let (_, mag) = reference(ty, &w, &a[t]);
+                        assert!(
+                            ((got[t] - want) as f64).abs() <= 1e-5 * mag.max(1e-30),
+                            "{ty} {isa:?} n={n} case {case} row {t}: {} vs {want}",
+                            got[t]
+                        );
+                    }
+                }
+            }
+        }
+    }
+    if cfg!(target_arch = "x86_64") && Isa::available().contains(&Isa::Avx2) {
+        assert!(checked >= 3, "four-row kernels missing: {checked}");
+    }
+}

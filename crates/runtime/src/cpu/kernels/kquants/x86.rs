@@ -11,7 +11,7 @@
 /// `$acc(acc, p, s)` adds `Σ p·s` over pairs of i16 lanes to the i32 lanes of `acc`.
 macro_rules! kernels {
     ($feat:literal, $acc:path) => {
-        use super::super::super::{BlockQ8K, DotQ8K};
+        use super::super::super::{BlockQ8K, Dot4Q8K, DotQ8K};
         use super::super::{iq4xs_scales, q3k_scales, q4k_scales, IQ4_LEVELS};
         use super::super::{IQ4XS, Q2K, Q3K, Q4K, Q5K, Q6K};
         use crate::quant::GgmlType;
@@ -28,6 +28,31 @@ macro_rules! kernels {
                 _ => return None,
             })
         }
+
+        /// The four-row kernels (prefill, and the two parts of exact activations).
+        pub(in super::super) fn get4(ty: GgmlType) -> Option<Dot4Q8K> {
+            Some(match ty {
+                GgmlType::Q4_K => dot4_q4_k,
+                GgmlType::Q5_K => dot4_q5_k,
+                GgmlType::Q6_K => dot4_q6_k,
+                _ => return None,
+            })
+        }
+
+        macro_rules! safe4 {
+            ($name:ident, $inner:ident, $size:expr) => {
+                pub(in super::super) fn $name(w: &[u8], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+                    for a in a {
+                        assert_eq!(w.len(), a.len() * $size, "weight row size");
+                    }
+                    // SAFETY: sizes checked above; the CPU features by the dispatch.
+                    unsafe { $inner(w, a) }
+                }
+            };
+        }
+        safe4!(dot4_q4_k, q4_k_x4, Q4K);
+        safe4!(dot4_q5_k, q5_k_x4, Q5K);
+        safe4!(dot4_q6_k, q6_k_x4, Q6K);
 
         /// Safe entry points: checked sizes (the kernels read through raw pointers), and
         /// `get` is only reached through `row_dot` for an instruction set that
@@ -193,32 +218,36 @@ macro_rules! kernels {
             hsum(acc)
         }
 
-        /// Q4_K and Q5_K: 32-element sub-blocks, nibbles (plus Q5_K's fifth bits at
-        /// `qh`), scales and mins from the 12 packed bytes at offset 4.
+        /// Q4_K and Q5_K against `N` activation rows: 32-element sub-blocks, nibbles
+        /// (plus Q5_K's fifth bits at `qh`), scales and mins from the 12 packed bytes at
+        /// offset 4; each super-block unpacked once for all `N` rows.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn q45_k<const Q5: bool>(w: &[u8], a: &[BlockQ8K], size: usize) -> f32 {
+        unsafe fn q45_k<const Q5: bool, const N: usize>(
+            w: &[u8],
+            a: [&[BlockQ8K]; N],
+            size: usize,
+        ) -> [f32; N] {
             let m4 = _mm256_set1_epi8(0xf);
             let one = _mm256_set1_epi8(1);
             let qs_at = if Q5 { 48 } else { 16 };
-            let mut acc = _mm256_setzero_ps();
-            for (bs, a) in w.chunks_exact(size).zip(a) {
+            let mut acc = [_mm256_setzero_ps(); N];
+            for (i, bs) in w.chunks_exact(size).enumerate() {
                 let b = bs.as_ptr();
-                let y = a.qs.as_ptr() as *const u8;
                 let (d, dmin) = halves(b);
                 let (sc, mn) = q4k_scales(&bs[4..16]);
                 let sc = _mm_cvtepu8_epi16(_mm_loadl_epi64(sc.as_ptr() as *const __m128i));
                 let mn = _mm_loadl_epi64(mn.as_ptr() as *const __m128i);
                 // Each min covers two 16-sums: double it up to meet `bsums`.
                 let mn = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn, mn));
-                let msum = _mm256_madd_epi16(load(a.bsums.as_ptr() as *const u8), mn);
                 let s = scales8(sc);
                 let mut hb = if Q5 {
                     load(b.add(16))
                 } else {
                     _mm256_setzero_si256()
                 };
-                let (mut i0, mut i1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let mut i0 = [_mm256_setzero_si256(); N];
+                let mut i1 = [_mm256_setzero_si256(); N];
                 for p in 0..4 {
                     let x = load(b.add(qs_at + 32 * p));
                     let mut lo = _mm256_and_si256(x, m4);
@@ -232,39 +261,71 @@ macro_rules! kernels {
                     }
                     let s0 = _mm256_shuffle_epi8(s, lane16(2 * p as i32));
                     let s1 = _mm256_shuffle_epi8(s, lane16(2 * p as i32 + 1));
-                    i0 = mac(i0, lo, load(y.add(64 * p)), s0);
-                    i1 = mac(i1, hi, load(y.add(64 * p + 32)), s1);
+                    for t in 0..N {
+                        let y = a[t][i].qs.as_ptr() as *const u8;
+                        i0[t] = mac(i0[t], lo, load(y.add(64 * p)), s0);
+                        i1[t] = mac(i1[t], hi, load(y.add(64 * p + 32)), s1);
+                    }
                 }
-                let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(i0, i1));
-                acc = _mm256_fmadd_ps(isum, _mm256_set1_ps(a.d * d), acc);
-                acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), _mm256_set1_ps(a.d * dmin), acc);
+                for t in 0..N {
+                    let at = &a[t][i];
+                    let msum = _mm256_madd_epi16(load(at.bsums.as_ptr() as *const u8), mn);
+                    let isum = _mm256_cvtepi32_ps(_mm256_add_epi32(i0[t], i1[t]));
+                    acc[t] = _mm256_fmadd_ps(isum, _mm256_set1_ps(at.d * d), acc[t]);
+                    acc[t] = _mm256_fnmadd_ps(
+                        _mm256_cvtepi32_ps(msum),
+                        _mm256_set1_ps(at.d * dmin),
+                        acc[t],
+                    );
+                }
             }
-            hsum(acc)
+            acc.map(|v| hsum(v))
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q4_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-            q45_k::<false>(w, a, Q4K)
+            q45_k::<false, 1>(w, [a], Q4K)[0]
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q5_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
-            q45_k::<true>(w, a, Q5K)
+            q45_k::<true, 1>(w, [a], Q5K)[0]
         }
 
-        /// Q6_K: low nibbles and high 2-bit pairs, 16 i8 scales, −32 through `bsums`.
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_k_x4(w: &[u8], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+            q45_k::<false, 4>(w, a, Q4K)
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_k_x4(w: &[u8], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+            q45_k::<true, 4>(w, a, Q5K)
+        }
+
         #[target_feature(enable = $feat)]
         unsafe fn q6_k(w: &[u8], a: &[BlockQ8K]) -> f32 {
+            q6_k_rows::<1>(w, [a])[0]
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q6_k_x4(w: &[u8], a: [&[BlockQ8K]; 4]) -> [f32; 4] {
+            q6_k_rows::<4>(w, a)
+        }
+
+        /// Q6_K against `N` activation rows: low nibbles and high 2-bit pairs, 16 i8
+        /// scales, −32 through `bsums`.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn q6_k_rows<const N: usize>(w: &[u8], a: [&[BlockQ8K]; N]) -> [f32; N] {
             let m4 = _mm256_set1_epi8(0xf);
             let m30 = _mm256_set1_epi8(0x30);
-            let mut acc = _mm256_setzero_ps();
-            for (b, a) in w.chunks_exact(Q6K).zip(a) {
+            let mut acc = [_mm256_setzero_ps(); N];
+            for (i, b) in w.chunks_exact(Q6K).enumerate() {
                 let b = b.as_ptr();
-                let y = a.qs.as_ptr() as *const u8;
                 let d = half(b.add(208));
                 let sc = _mm256_cvtepi8_epi16(_mm_loadu_si128(b.add(192) as *const __m128i));
-                let off = _mm256_madd_epi16(load(a.bsums.as_ptr() as *const u8), sc);
-                let (mut i0, mut i1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+                let mut i0 = [_mm256_setzero_si256(); N];
+                let mut i1 = [_mm256_setzero_si256(); N];
                 for h in 0..2 {
                     let s = if h == 0 {
                         _mm256_permute2x128_si256::<0x00>(sc, sc)
@@ -295,18 +356,28 @@ macro_rules! kernels {
                             _mm256_and_si256(_mm256_srli_epi16::<2>(qh), m30),
                         ),
                     ];
-                    let y = y.add(128 * h);
                     for k in 0..2 {
                         let s0 = _mm256_shuffle_epi8(s, pair16(2 * k as i32));
                         let s1 = _mm256_shuffle_epi8(s, pair16(2 * k as i32 + 1));
-                        i0 = mac(i0, q[2 * k], load(y.add(64 * k)), s0);
-                        i1 = mac(i1, q[2 * k + 1], load(y.add(64 * k + 32)), s1);
+                        for t in 0..N {
+                            let y = (a[t][i].qs.as_ptr() as *const u8).add(128 * h);
+                            i0[t] = mac(i0[t], q[2 * k], load(y.add(64 * k)), s0);
+                            i1[t] = mac(i1[t], q[2 * k + 1], load(y.add(64 * k + 32)), s1);
+                        }
                     }
                 }
-                let isum = _mm256_sub_epi32(_mm256_add_epi32(i0, i1), _mm256_slli_epi32::<5>(off));
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(a.d * d), acc);
+                for t in 0..N {
+                    let at = &a[t][i];
+                    let off = _mm256_madd_epi16(load(at.bsums.as_ptr() as *const u8), sc);
+                    let isum = _mm256_sub_epi32(
+                        _mm256_add_epi32(i0[t], i1[t]),
+                        _mm256_slli_epi32::<5>(off),
+                    );
+                    acc[t] =
+                        _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_set1_ps(at.d * d), acc[t]);
+                }
             }
-            hsum(acc)
+            acc.map(|v| hsum(v))
         }
 
         /// IQ4_XS: nibbles index the signed level table (`vpshufb`); `vpmaddubsw` needs

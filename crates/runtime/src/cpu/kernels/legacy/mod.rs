@@ -79,6 +79,9 @@ fn table4(isa: Isa) -> Option<&'static Table4> {
 }
 
 pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
+    if let Some((_, f)) = unsigned(ty, isa) {
+        return Some(RowDot4::Q8_1(f));
+    }
     let t = table4(isa)?;
     Some(match ty {
         GgmlType::Q4_0 => RowDot4::Q8_0(t.q4_0),
@@ -91,7 +94,24 @@ pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
     })
 }
 
+/// x86's Q4_0 and Q5_0 kernels over [`BlockQ8_1`] activations (see `x86::unsigned`).
+fn unsigned(ty: GgmlType, isa: Isa) -> Option<(super::DotQ8_1, super::Dot4Q8_1)> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::avx2::unsigned(ty),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::vnni::unsigned(ty),
+        _ => {
+            let _ = ty;
+            None
+        }
+    }
+}
+
 pub(super) fn row_dot(ty: GgmlType, isa: Isa) -> Option<RowDot> {
+    if let Some((f, _)) = unsigned(ty, isa) {
+        return Some(RowDot::Q8_1(f));
+    }
     let t: &Table = match isa {
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => &x86::avx2::TABLE,

@@ -46,42 +46,40 @@ fn weights(rng: &mut Rng, ty: GgmlType, n: usize, case: usize) -> Vec<u8> {
     w
 }
 
-enum Acts {
-    Q8_0(Vec<BlockQ8_0>),
-    Q8_1(Vec<BlockQ8_1>),
+/// One activation row in both block forms (the same scales and quants; which one a
+/// kernel reads depends on the type and, for Q4_0 and Q5_0, the instruction set).
+struct Acts {
+    q8_0: Vec<BlockQ8_0>,
+    q8_1: Vec<BlockQ8_1>,
 }
 
-fn quantize(ty: GgmlType, x: &[f32]) -> Acts {
+fn quantize(_ty: GgmlType, x: &[f32]) -> Acts {
     let n = x.len() / 32;
-    if matches!(ty, GgmlType::Q4_1 | GgmlType::Q5_1) {
-        let mut a = vec![
-            BlockQ8_1 {
-                d: 0.0,
-                s: 0.0,
-                qs: [0; 32]
-            };
-            n
-        ];
-        quantize_q8_1(x, &mut a);
-        Acts::Q8_1(a)
-    } else {
-        let mut a = vec![
-            BlockQ8_0 {
-                d: 0.0,
-                qs: [0; 32]
-            };
-            n
-        ];
-        quantize_q8_0(x, &mut a);
-        Acts::Q8_0(a)
-    }
+    let mut q8_1 = vec![
+        BlockQ8_1 {
+            d: 0.0,
+            s: 0.0,
+            qs: [0; 32]
+        };
+        n
+    ];
+    quantize_q8_1(x, &mut q8_1);
+    let mut q8_0 = vec![
+        BlockQ8_0 {
+            d: 0.0,
+            qs: [0; 32]
+        };
+        n
+    ];
+    quantize_q8_0(x, &mut q8_0);
+    Acts { q8_0, q8_1 }
 }
 
 /// The kernel's value for these weights and activations on `isa`.
 fn run(ty: GgmlType, isa: Isa, w: &[u8], a: &Acts) -> f32 {
-    match (super::row_dot(ty, isa), a) {
-        (Some(RowDot::Q8_0(f)), Acts::Q8_0(a)) => f(w, a),
-        (Some(RowDot::Q8_1(f)), Acts::Q8_1(a)) => f(w, a),
+    match super::row_dot(ty, isa) {
+        Some(RowDot::Q8_0(f)) => f(w, &a.q8_0),
+        Some(RowDot::Q8_1(f)) => f(w, &a.q8_1),
         _ => panic!("{ty} on {isa:?}: wrong activation kind"),
     }
 }
@@ -92,16 +90,11 @@ fn reference(ty: GgmlType, w: &[u8], a: &Acts) -> (f64, f64) {
     let n = w.len() / ty.type_size() as usize;
     let mut wf = vec![0f32; 32 * n];
     dequantize(ty, w, &mut wf).unwrap();
-    let xs: Vec<f64> = match a {
-        Acts::Q8_0(a) => a
-            .iter()
-            .flat_map(|b| b.qs.map(|q| b.d as f64 * q as f64))
-            .collect(),
-        Acts::Q8_1(a) => a
-            .iter()
-            .flat_map(|b| b.qs.map(|q| b.d as f64 * q as f64))
-            .collect(),
-    };
+    let xs: Vec<f64> = a
+        .q8_0
+        .iter()
+        .flat_map(|b| b.qs.map(|q| b.d as f64 * q as f64))
+        .collect();
     let (mut dot, mut mag) = (0f64, 0f64);
     for (&w, x) in wf.iter().zip(xs) {
         dot += w as f64 * x;
@@ -184,15 +177,9 @@ fn four_token_kernels_match_four_single_dots() {
                 let acts: Vec<Acts> = (0..4)
                     .map(|_| quantize(ty, &activations(&mut rng, n, 0)))
                     .collect();
-                let got = match (dot4, &acts[..]) {
-                    (
-                        super::RowDot4::Q8_0(f),
-                        [Acts::Q8_0(a), Acts::Q8_0(b), Acts::Q8_0(c), Acts::Q8_0(d)],
-                    ) => f(&w, [a, b, c, d]),
-                    (
-                        super::RowDot4::Q8_1(f),
-                        [Acts::Q8_1(a), Acts::Q8_1(b), Acts::Q8_1(c), Acts::Q8_1(d)],
-                    ) => f(&w, [a, b, c, d]),
+                let got = match dot4 {
+                    super::RowDot4::Q8_0(f) => f(&w, [0, 1, 2, 3].map(|t| &acts[t].q8_0[..])),
+                    super::RowDot4::Q8_1(f) => f(&w, [0, 1, 2, 3].map(|t| &acts[t].q8_1[..])),
                     _ => panic!("{ty} {isa:?}: four-token kernel reads other blocks"),
                 };
                 for (t, a) in acts.iter().enumerate() {

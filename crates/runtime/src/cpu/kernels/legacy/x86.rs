@@ -208,6 +208,7 @@ macro_rules! kernels {
             a: &[BlockQ8_1],
             size: usize,
             quants: impl Fn(*const u8) -> __m256i,
+            offset: impl Fn(__m128) -> f32,
         ) -> f32 {
             let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
             let (mut off0, mut off1) = (0f32, 0f32);
@@ -225,14 +226,14 @@ macro_rules! kernels {
                 let (h0, h1) = (halves(b0), halves(b1));
                 acc0 = _mm256_fmadd_ps(_mm256_broadcastss_ps(h0), p0, acc0);
                 acc1 = _mm256_fmadd_ps(_mm256_broadcastss_ps(h1), p1, acc1);
-                off0 += _mm_cvtss_f32(_mm_movehdup_ps(h0)) * a0.s;
-                off1 += _mm_cvtss_f32(_mm_movehdup_ps(h1)) * a1.s;
+                off0 += offset(h0) * a0.s;
+                off1 += offset(h1) * a1.s;
             }
             if a.len() % 2 == 1 {
                 let (b, a) = (w.as_ptr().add((a.len() - 1) * size), &a[a.len() - 1]);
                 let p = _mm256_cvtepi32_ps($dot(quants(b), acts(&a.qs)));
                 acc0 = _mm256_fmadd_ps(_mm256_set1_ps(half(b) * a.d), p, acc0);
-                off0 += half(b.add(2)) * a.s;
+                off0 += offset(halves(b)) * a.s;
             }
             hsum(_mm256_add_ps(acc0, acc1)) + (off0 + off1)
         }
@@ -275,6 +276,7 @@ macro_rules! kernels {
             a: [&[BlockQ8_1]; 4],
             size: usize,
             quants: impl Fn(*const u8) -> __m256i,
+            offset: impl Fn(__m128) -> f32,
         ) -> [f32; 4] {
             let mut acc = [_mm256_setzero_ps(); 4];
             let mut off = [0f32; 4];
@@ -284,7 +286,7 @@ macro_rules! kernels {
                 let q = quants(b);
                 let h = halves(b);
                 let dw = _mm256_broadcastss_ps(h);
-                let m = _mm_cvtss_f32(_mm_movehdup_ps(h));
+                let m = offset(h);
                 for t in 0..4 {
                     // SAFETY: every activation row has a[0].len() blocks (checked).
                     let at = &*ap[t].add(i);
@@ -336,26 +338,104 @@ macro_rules! kernels {
 
         #[target_feature(enable = $feat)]
         unsafe fn q4_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) })
+            offset_row4(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) }, stored_min)
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q5_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(w, a, Q5_1, |b| unsafe {
-                _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4)))
-            })
+            offset_row4(
+                w,
+                a,
+                Q5_1,
+                |b| unsafe { _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4))) },
+                stored_min,
+            )
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q4_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-            offset_row(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) })
+            offset_row(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) }, stored_min)
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q5_1(w: &[u8], a: &[BlockQ8_1]) -> f32 {
-            offset_row(w, a, Q5_1, |b| unsafe {
-                _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4)))
+            offset_row(
+                w,
+                a,
+                Q5_1,
+                |b| unsafe { _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4))) },
+                stored_min,
+            )
+        }
+
+        /// Q4_1's and Q5_1's offset: the block's second f16 (`m`).
+        #[inline(always)]
+        fn stored_min(h: __m128) -> f32 {
+            // SAFETY: SSE3 is part of every instruction set these kernels run on.
+            unsafe { _mm_cvtss_f32(_mm_movehdup_ps(h)) }
+        }
+
+        /// Q4_0 and Q5_0 as offset types: `w = d·(q − 8)` is `d·q + m` with `m = −8d`
+        /// (−16d for Q5_0), so the unsigned quants meet the activations directly and the
+        /// offset goes through [`BlockQ8_1`]'s `s`. No sign trick: two fewer operations per
+        /// block and token than [`signed_row4`] (measured: Q5_0 mat-mul x GOP/s).
+        pub(in super::super) fn unsigned(
+            ty: crate::quant::GgmlType,
+        ) -> Option<(super::super::super::DotQ8_1, super::super::super::Dot4Q8_1)> {
+            use crate::quant::GgmlType;
+            Some(match ty {
+                GgmlType::Q4_0 => (dot_q4_0u, dot4_q4_0u),
+                GgmlType::Q5_0 => (dot_q5_0u, dot4_q5_0u),
+                _ => return None,
             })
+        }
+        safe!(dot_q4_0u, q4_0u, BlockQ8_1, Q4_0);
+        safe!(dot_q5_0u, q5_0u, BlockQ8_1, Q5_0);
+        safe4!(dot4_q4_0u, q4_0u_x4, BlockQ8_1, Q4_0);
+        safe4!(dot4_q5_0u, q5_0u_x4, BlockQ8_1, Q5_0);
+
+        #[inline(always)]
+        fn minus8(h: __m128) -> f32 {
+            // SAFETY: as in `stored_min`.
+            -8.0 * unsafe { _mm_cvtss_f32(h) }
+        }
+
+        #[inline(always)]
+        fn minus16(h: __m128) -> f32 {
+            // SAFETY: as in `stored_min`.
+            -16.0 * unsafe { _mm_cvtss_f32(h) }
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0u(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+            offset_row(w, a, Q4_0, |b| unsafe { nibbles(b.add(2)) }, minus8)
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_0u(w: &[u8], a: &[BlockQ8_1]) -> f32 {
+            offset_row(
+                w,
+                a,
+                Q5_0,
+                |b| unsafe { _mm256_or_si256(nibbles(b.add(6)), fifth_bits(b.add(2))) },
+                minus16,
+            )
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q4_0u_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+            offset_row4(w, a, Q4_0, |b| unsafe { nibbles(b.add(2)) }, minus8)
+        }
+
+        #[target_feature(enable = $feat)]
+        unsafe fn q5_0u_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
+            offset_row4(
+                w,
+                a,
+                Q5_0,
+                |b| unsafe { _mm256_or_si256(nibbles(b.add(6)), fifth_bits(b.add(2))) },
+                minus16,
+            )
         }
     };
 }

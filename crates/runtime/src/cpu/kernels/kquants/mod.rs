@@ -64,7 +64,10 @@ pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
         Isa::Avx2 => x86::avx2::get4(ty),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx512Vnni => x86::vnni::get4(ty),
-        _ => None,
+        _ => {
+            let _ = ty;
+            None
+        }
     };
     f.map(RowDot4::Q8K)
 }

@@ -862,7 +862,10 @@ pub fn amplifiers() -> Vec<(&'static str, Make, &'static str)> {
                 body.resize(body.len() + n as usize * 8, 0);
                 raw_file(0, 1, &body)
             },
-            "general.bomb",
+            // String arrays are stored compactly (4 bytes per element besides its
+            // text, half of what the file spends), so this no longer outgrows the file:
+            // it parses within the child's limit and fails for what it lacks.
+            "general.architecture",
         ),
         (
             "array of 4M empty arrays",

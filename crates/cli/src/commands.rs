@@ -24,7 +24,7 @@ fn metadata_json(v: &Value) -> Json {
         Value::F32(x) => json!(x),
         Value::F64(x) => json!(x),
         Value::Array(a) if a.len() <= 16 => match a {
-            Array::String(v) => json!(v),
+            Array::String(v) => json!(v.iter().collect::<Vec<_>>()),
             Array::F32(v) => json!(v),
             Array::Bool(v) => json!(v),
             other => other

@@ -177,6 +177,99 @@ pub enum Value {
     F64(f64),
 }
 
+/// An array of strings in one buffer: the text of every element back to back and where
+/// each one ends. Vocabularies are the big string arrays (Gemma's 262,144 tokens): as
+/// separate `String`s they cost ~56 bytes of heap each (header + allocation) for ~7 bytes
+/// of text. Clones share the buffer (the tokenizer keeps the header's token texts without
+/// copying them); `push` copies first if the buffer is shared.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Strings {
+    inner: std::sync::Arc<StringsInner>,
+}
+
+#[derive(Clone, Default, PartialEq, Eq)]
+struct StringsInner {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl Strings {
+    /// Room for `n` strings of `bytes` bytes in all.
+    pub fn with_capacity(n: usize, bytes: usize) -> Strings {
+        Strings {
+            inner: std::sync::Arc::new(StringsInner {
+                text: String::with_capacity(bytes),
+                ends: Vec::with_capacity(n),
+            }),
+        }
+    }
+
+    /// Append `s`; refused (false) once the buffer would pass 4 GiB.
+    pub fn push(&mut self, s: &str) -> bool {
+        let Ok(end) = u32::try_from(self.inner.text.len() + s.len()) else {
+            return false;
+        };
+        let inner = std::sync::Arc::make_mut(&mut self.inner);
+        inner.text.push_str(s);
+        inner.ends.push(end);
+        true
+    }
+
+    /// Give back spare capacity (after the last `push`).
+    pub fn shrink_to_fit(&mut self) {
+        let inner = std::sync::Arc::make_mut(&mut self.inner);
+        inner.text.shrink_to_fit();
+        inner.ends.shrink_to_fit();
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.inner.ends.is_empty()
+    }
+
+    /// Element `i`, if there is one.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let ends = &self.inner.ends;
+        let end = *ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        Some(&self.inner.text[start..end])
+    }
+
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        (0..self.len()).map(|i| &self[i])
+    }
+}
+
+impl std::ops::Index<usize> for Strings {
+    type Output = str;
+
+    fn index(&self, i: usize) -> &str {
+        match self.get(i) {
+            Some(s) => s,
+            None => panic!("string {i} of {}", self.len()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Strings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Strings {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Strings {
+        let mut out = Strings::default();
+        for s in iter {
+            assert!(out.push(s.as_ref()), "string array over 4 GiB");
+        }
+        out
+    }
+}
+
 /// A typed metadata array (arrays of arrays are allowed).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Array {
@@ -188,7 +281,7 @@ pub enum Array {
     I32(Vec<i32>),
     F32(Vec<f32>),
     Bool(Vec<bool>),
-    String(Vec<String>),
+    String(Strings),
     Array(Vec<Array>),
     U64(Vec<u64>),
     I64(Vec<i64>),
@@ -712,6 +805,15 @@ impl<'a> Reader<'a> {
         Ok(String::from_utf8_lossy(b).into_owned())
     }
 
+    /// One element of a string array: its bytes are charged, not a `String` each.
+    fn str_in_array(&mut self, what: &str) -> Result<std::borrow::Cow<'a, str>, GgufError> {
+        let len = self.u64(what)?;
+        self.check_count(len, 1, what)?;
+        self.charge(1, len, what)?;
+        let b = self.take(len, what)?;
+        Ok(String::from_utf8_lossy(b))
+    }
+
     fn value(&mut self, key: &str, type_id: u32, depth: u32) -> Result<Value, GgufError> {
         Ok(match type_id {
             0 => Value::U8(self.take(1, key)?[0]),
@@ -777,7 +879,7 @@ impl<'a> Reader<'a> {
         // The vector itself (each string's bytes and each inner array are charged as
         // they are read).
         let slot = match elem_type {
-            8 => std::mem::size_of::<String>(),
+            8 => 4,
             9 => std::mem::size_of::<Array>(),
             _ => min_size as usize,
         };
@@ -809,10 +911,16 @@ impl<'a> Reader<'a> {
                 Array::Bool(v)
             }
             8 => {
-                let mut v = Vec::with_capacity(n);
+                let mut v = Strings::with_capacity(n, 0);
                 for _ in 0..n {
-                    v.push(self.string(key)?);
+                    let s = self.str_in_array(key)?;
+                    if !v.push(&s) {
+                        return Err(GgufError::Corrupt(format!(
+                            "{key}: string array over 4 GiB"
+                        )));
+                    }
                 }
+                v.shrink_to_fit();
                 Array::String(v)
             }
             9 => {

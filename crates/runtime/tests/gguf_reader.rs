@@ -108,7 +108,11 @@ fn put_array(out: &mut Vec<u8>, a: &Array) {
         Array::I32(v) => each!(v, I32),
         Array::F32(v) => each!(v, F32),
         Array::Bool(v) => each!(v, Bool),
-        Array::String(v) => each!(v, String),
+        Array::String(v) => {
+            for x in v.iter() {
+                put_value(out, &Value::String(x.to_string()));
+            }
+        }
         Array::Array(v) => each!(v, Array),
         Array::U64(v) => each!(v, U64),
         Array::I64(v) => each!(v, I64),
@@ -280,7 +284,7 @@ fn rich(version: u32) -> (Gguf, Vec<(String, Value)>) {
         ("a.bool", Value::Array(Array::Bool(vec![true, false, true]))),
         (
             "a.string",
-            Value::Array(Array::String(vec!["a".into(), String::new(), "ccc".into()])),
+            Value::Array(Array::String(["a", "", "ccc"].into_iter().collect())),
         ),
         ("a.u64", Value::Array(Array::U64(vec![u64::MAX, 0]))),
         ("a.i64", Value::Array(Array::I64(vec![i64::MIN, 1]))),
@@ -290,7 +294,7 @@ fn rich(version: u32) -> (Gguf, Vec<(String, Value)>) {
             "a.nested",
             Value::Array(Array::Array(vec![
                 Array::U8(vec![1]),
-                Array::String(vec!["x".into()]),
+                Array::String(["x"].into_iter().collect()),
                 Array::Array(vec![Array::I32(vec![-3, 3]), Array::Array(vec![])]),
                 Array::Bool(vec![]),
             ])),

@@ -14,6 +14,7 @@ mod bpe;
 mod decode;
 mod pretokenize;
 mod spm;
+mod texts;
 mod unicode_table;
 mod vocab;
 
@@ -498,7 +499,7 @@ impl Tokenizer {
 
     /// The raw vocabulary entry.
     pub fn token_text(&self, id: u32) -> Option<&str> {
-        self.vocab.texts.get(id as usize).map(String::as_str)
+        self.vocab.texts.get(id)
     }
 
     pub fn is_control(&self, id: u32) -> bool {

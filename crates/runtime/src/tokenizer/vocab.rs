@@ -7,9 +7,10 @@
 //! a scores array longer than the vocabulary) Wisp tolerates it too, so every file that
 //! loads in llama.cpp loads here.
 
-use crate::gguf::{Array, GgufHeader, Value};
+use super::texts::Texts;
+use crate::gguf::{Array, GgufHeader, Strings, Value};
 use crate::Error;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 /// Token attributes (llama.cpp's `llama_token_attr` bits).
 pub(crate) mod attr {
@@ -38,10 +39,10 @@ fn attr_from_type(t: i32) -> u16 {
 
 #[derive(Debug)]
 pub(crate) struct Vocab {
-    pub texts: Vec<String>,
+    /// Token texts, indexed by text.
+    pub texts: Texts,
     pub scores: Vec<f32>,
     pub attrs: Vec<u16>,
-    pub index: HashMap<String, u32>,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub add_bos: bool,
@@ -152,23 +153,34 @@ impl Vocab {
             }
         };
 
-        let mut texts = Vec::with_capacity(n);
-        let mut index = HashMap::with_capacity(n);
-        for (i, t) in texts_raw.iter().enumerate() {
-            // llama.cpp renames empty entries so every token has a distinct text.
-            let t = if t.is_empty() {
-                format!("[EMPTY_{i}]")
-            } else {
-                t.clone()
-            };
-            if let Some(prev) = index.insert(t.clone(), i as u32) {
-                // llama.cpp aborts on this (its id/text maps would disagree).
-                return Err(err(format!(
-                    "token text {t:?} appears twice (ids {prev} and {i})"
-                )));
+        // llama.cpp renames empty entries so every token has a distinct text.
+        let strings = if texts_raw.iter().any(str::is_empty) {
+            let mut renamed = Strings::with_capacity(n, 0);
+            for (i, t) in texts_raw.iter().enumerate() {
+                let ok = if t.is_empty() {
+                    renamed.push(&format!("[EMPTY_{i}]"))
+                } else {
+                    renamed.push(t)
+                };
+                if !ok {
+                    return Err(err("token texts over 4 GiB"));
+                }
             }
-            texts.push(t);
-        }
+            renamed
+        } else {
+            texts_raw.clone()
+        };
+        // llama.cpp aborts on a repeated text (its id/text maps would disagree).
+        let texts = Texts::new(strings).map_err(|(prev, i)| {
+            // One of the two may be an empty entry renamed to "[EMPTY_id]".
+            let text = match &texts_raw[i as usize] {
+                "" => format!("[EMPTY_{i}]"),
+                t => t.to_string(),
+            };
+            err(format!(
+                "token text {text:?} appears twice (ids {prev} and {i})"
+            ))
+        })?;
 
         let in_range = |id: Option<u32>| id.filter(|&i| (i as usize) < n);
         let mut bos = in_range(d.bos);
@@ -230,7 +242,7 @@ impl Vocab {
         // Auto-detection by text, as llama.cpp does for files whose metadata lacks these
         // ids. llama.cpp walks a hash map, so which of several candidates wins is
         // unspecified there; Wisp takes the lowest id. Found tokens become control.
-        let find = |cands: &[&str]| cands.iter().filter_map(|c| index.get(*c).copied()).min();
+        let find = |cands: &[&str]| cands.iter().filter_map(|c| texts.id(c)).min();
         let mut detected = Vec::new();
         for (slot, cands) in [
             (
@@ -350,19 +362,19 @@ impl Vocab {
             "[e~[",
         ];
         for t in EOG_TEXTS {
-            if let Some(&id) = index.get(t) {
+            if let Some(id) = texts.id(t) {
                 eog.insert(id);
                 attrs[id as usize] |= attr::CONTROL;
             }
         }
         // gpt-oss: these are always rendered (llama.cpp makes them user-defined).
         for t in ["<|channel|>", "<|message|>", "<|start|>", "<|constrain|>"] {
-            if let Some(&id) = index.get(t) {
+            if let Some(id) = texts.id(t) {
                 attrs[id as usize] = attr::USER_DEFINED;
             }
         }
         eog.extend([eos, eot, eom].into_iter().flatten());
-        let text_of = |id: u32| texts[id as usize].as_str();
+        let text_of = |id: u32| &texts[id as usize];
         // o200k_harmony / solar-open: "<|end|>" ends a message, not the generation.
         {
             let has = |t: &str| eog.iter().any(|&i| text_of(i) == t);
@@ -407,18 +419,18 @@ impl Vocab {
                 .iter()
                 .any(|a| arch.contains(a))
         {
-            if let Some(&id) = index.get("<mask>") {
+            if let Some(id) = texts.id("<mask>") {
                 attrs[id as usize] |= attr::LSTRIP;
             }
         } else if name.contains("phi-3") || name.contains("phi3") {
             for &id in &specials {
                 attrs[id as usize] |= attr::RSTRIP;
             }
-            if let Some(&id) = index.get("</s>") {
+            if let Some(id) = texts.id("</s>") {
                 attrs[id as usize] |= attr::RSTRIP;
             }
             for t in ["<unk>", "<s>", "<|endoftext|>"] {
-                if let Some(&id) = index.get(t) {
+                if let Some(id) = texts.id(t) {
                     attrs[id as usize] &= !attr::RSTRIP;
                 }
             }
@@ -428,7 +440,6 @@ impl Vocab {
             texts,
             scores,
             attrs,
-            index,
             bos,
             eos,
             add_bos,
@@ -444,7 +455,7 @@ impl Vocab {
     }
 
     pub(crate) fn get(&self, text: &str) -> Option<u32> {
-        self.index.get(text).copied()
+        self.texts.id(text)
     }
 
     pub(crate) fn attr(&self, id: u32) -> u16 {

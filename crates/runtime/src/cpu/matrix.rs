@@ -22,7 +22,8 @@
 //! block for those who want llama.cpp's trade.
 
 use super::kernels::{
-    act, row_dot, row_dot4, ActKind, BlockQ8K, BlockQ8_0, BlockQ8_1, Isa, RowDot, RowDot4,
+    act, row_dot, row_dot4, row_dot8, ActKind, BlockQ8K, BlockQ8_0, BlockQ8_1, Isa, RowDot,
+    RowDot4, RowDot8,
 };
 use super::pool::{Pool, SharedOut};
 use crate::gguf::TensorInfo;
@@ -41,6 +42,8 @@ pub struct Matrix {
     dot: RowDot,
     /// Four tokens at once, where the instruction set has it (prefill).
     dot4: Option<RowDot4>,
+    /// Eight activation rows at once, where there is such a kernel (x86, offset types).
+    dot8: Option<RowDot8>,
 }
 
 impl Matrix {
@@ -78,6 +81,7 @@ impl Matrix {
             row_bytes,
             dot,
             dot4: row_dot4(ty, isa),
+            dot8: row_dot8(ty, isa),
         })
     }
 
@@ -156,6 +160,22 @@ impl Matrix {
     }
 }
 
+impl Matrix {
+    /// `row r` · the eight quantized input rows from `q`, or `None` without an eight-row
+    /// kernel: eight tokens, or four of two parts (the paired kernel).
+    #[inline]
+    fn dot8(&self, file: &[u8], r: usize, input: &Input, q: usize) -> Option<[f32; 8]> {
+        let k = self.dot8?;
+        let f = if input.parts == 2 { k.paired } else { k.single };
+        let b = self.cols / 32;
+        let a = |i: usize| &input.q8_1[(q + i) * b..(q + i + 1) * b];
+        Some(f(
+            self.row(file, r),
+            [a(0), a(1), a(2), a(3), a(4), a(5), a(6), a(7)],
+        ))
+    }
+}
+
 fn act_block(kind: ActKind) -> usize {
     match kind {
         ActKind::Q8_0 | ActKind::Q8_1 => 32,
@@ -200,13 +220,17 @@ impl<'a> Input<'a> {
         let (x, cols, parts) = (self.x, self.cols, self.parts);
         match kind {
             ActKind::Q8_0 if self.q8_0.is_empty() => {
-                self.q8_0 = quantize_rows(x, cols, parts, 32, ZERO_Q8_0, act::quantize_q8_0);
+                let (q, r) = (act::quantize_q8_0, act::quantize_q8_0_residual);
+                self.q8_0 = quantize_rows(x, cols, parts, 32, ZERO_Q8_0, q, r);
             }
             ActKind::Q8_1 if self.q8_1.is_empty() => {
-                self.q8_1 = quantize_rows(x, cols, parts, 32, ZERO_Q8_1, act::quantize_q8_1);
+                let (q, r) = (act::quantize_q8_1, act::quantize_q8_1_residual);
+                self.q8_1 = quantize_rows(x, cols, parts, 32, ZERO_Q8_1, q, r);
             }
             ActKind::Q8K if self.q8k.is_empty() => {
-                self.q8k = quantize_rows(x, cols, parts, 256, ZERO_Q8K, act::quantize_q8_k);
+                let r =
+                    |r: &[f32], _: &[BlockQ8K], out: &mut [BlockQ8K]| act::quantize_q8_k(r, out);
+                self.q8k = quantize_rows(x, cols, parts, 256, ZERO_Q8K, act::quantize_q8_k, r);
             }
             _ => {}
         }
@@ -214,7 +238,9 @@ impl<'a> Input<'a> {
 }
 
 /// Each row of `x` quantized by `quantize` into blocks of `block` values; with two
-/// parts, each token's blocks are followed by those of its residual `x − dequant(q)`.
+/// parts, each token's blocks are followed by those of its residual `x − dequant(q)`,
+/// quantized by `quantize_residual` (which sees the blocks: 32-blocks take a fixed scale from
+/// them, see [`act::quantize_q8_1_residual`]).
 fn quantize_rows<B: Copy + Dequant>(
     x: &[f32],
     cols: usize,
@@ -222,6 +248,7 @@ fn quantize_rows<B: Copy + Dequant>(
     block: usize,
     zero: B,
     quantize: fn(&[f32], &mut [B]),
+    quantize_residual: fn(&[f32], &[B], &mut [B]),
 ) -> Vec<B> {
     let per_row = cols / block;
     let mut out = vec![zero; parts * x.len() / block];
@@ -233,7 +260,7 @@ fn quantize_rows<B: Copy + Dequant>(
             for (i, (r, &v)) in residual.iter_mut().zip(xr).enumerate() {
                 *r = v - hi[i / block].value(i % block);
             }
-            quantize(&residual, lo);
+            quantize_residual(&residual, hi, lo);
         }
     }
     out
@@ -297,9 +324,9 @@ fn rows_per_job(total_rows: usize, n: usize, threads: usize) -> usize {
     by_balance.max(min_rows).max(1)
 }
 
-/// Token tile: a tile's quantized activations stay in L2 while a job's rows pass over
-/// them.
-const TOKEN_TILE: usize = 32;
+/// Weight bytes per block of rows in [`matmul`]: a third of a 48 KiB L1, beside the
+/// activation rows of one token group.
+const WEIGHT_BLOCK_BYTES: usize = 8 << 10;
 
 /// `outs[i][t * rows_i + r] = matrices[i] row r · input row t` for every matrix, all
 /// reading the same input, in one parallel region.
@@ -357,27 +384,41 @@ pub fn matmul(
             return;
         }
         let parts = input.parts;
-        for t0 in (0..n).step_by(TOKEN_TILE) {
-            let t1 = (t0 + TOKEN_TILE).min(n);
-            for r in r0..r0 + len {
-                // Four quantized rows at a time: four tokens, or two of two parts.
-                let per4 = 4 / parts;
-                let mut t = t0;
-                while t + per4 <= t1 {
-                    let Some(v) = m.dot4(file, r, input, t * parts) else {
-                        break;
-                    };
-                    for k in 0..per4 {
-                        let sum: f32 = v[k * parts..(k + 1) * parts].iter().sum();
-                        // SAFETY: rows r0..r0+len of matrix i belong to this job alone.
-                        unsafe { out.write((t + k) * m.rows + r, sum) };
+        let write = |t: usize, r: usize, v: f32| {
+            // SAFETY: rows r0..r0+len of matrix i belong to this job alone.
+            unsafe { out.write(t * m.rows + r, v) }
+        };
+        // Weight rows in blocks small enough to stay in L1 while every group of tokens
+        // passes over them, each group's few activation rows staying there too.
+        let block = (WEIGHT_BLOCK_BYTES / m.row_bytes).clamp(1, len);
+        for b0 in (r0..r0 + len).step_by(block) {
+            let rows = b0..(b0 + block).min(r0 + len);
+            let mut t = 0;
+            // Eight quantized rows at a time where a kernel takes them, then four:
+            // tokens, or half as many of two parts (summed over the parts).
+            let per8 = 8 / parts;
+            while m.dot8.is_some() && t + per8 <= n {
+                for r in rows.clone() {
+                    let v = m.dot8(file, r, input, t * parts).expect("checked");
+                    for k in 0..per8 {
+                        write(t + k, r, v[k * parts..(k + 1) * parts].iter().sum());
                     }
-                    t += per4;
                 }
-                for t in t..t1 {
-                    let v = m.dot(file, r, input, t);
-                    // SAFETY: as above.
-                    unsafe { out.write(t * m.rows + r, v) };
+                t += per8;
+            }
+            let per4 = 4 / parts;
+            while m.dot4.is_some() && t + per4 <= n {
+                for r in rows.clone() {
+                    let v = m.dot4(file, r, input, t * parts).expect("checked");
+                    for k in 0..per4 {
+                        write(t + k, r, v[k * parts..(k + 1) * parts].iter().sum());
+                    }
+                }
+                t += per4;
+            }
+            for t in t..n {
+                for r in rows.clone() {
+                    write(t, r, m.dot(file, r, input, t));
                 }
             }
         }

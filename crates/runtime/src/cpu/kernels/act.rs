@@ -57,3 +57,41 @@ pub fn quantize_q8_k(x: &[f32], out: &mut [BlockQ8K]) {
         *b = BlockQ8K { d, qs, bsums };
     }
 }
+
+/// The residual `r = x − d·q` of 32-blocks `hi` at the fixed scale `hi.d / 256`
+/// (|r| ≤ d/2, so |q| ≤ 128, clamped to 127). Fixed rather than each block's own
+/// `max|r| / 127` (which is ~d/254: the same precision) so that a kernel may sum a block
+/// and its residual in integers, `256·Σ w·q + Σ w·q'`, and convert once.
+#[inline]
+fn residual_32(r: &[f32], d: f32) -> (f32, [i8; 32]) {
+    let dr = d / 256.0;
+    let id = if dr > 0.0 { 1.0 / dr } else { 0.0 };
+    let mut qs = [0i8; 32];
+    for (q, &v) in qs.iter_mut().zip(r) {
+        *q = (v * id).round().clamp(-127.0, 127.0) as i8;
+    }
+    (dr, qs)
+}
+
+/// [`residual_32`] of each block of `hi`; `r.len()` must be `32 * hi.len()`.
+pub fn quantize_q8_0_residual(r: &[f32], hi: &[BlockQ8_0], out: &mut [BlockQ8_0]) {
+    debug_assert_eq!(r.len(), hi.len() * 32);
+    for ((b, h), rs) in out.iter_mut().zip(hi).zip(r.chunks_exact(32)) {
+        let (d, qs) = residual_32(rs, h.d);
+        *b = BlockQ8_0 { d, qs };
+    }
+}
+
+/// [`residual_32`] of each block of `hi`, with its `s`.
+pub fn quantize_q8_1_residual(r: &[f32], hi: &[BlockQ8_1], out: &mut [BlockQ8_1]) {
+    debug_assert_eq!(r.len(), hi.len() * 32);
+    for ((b, h), rs) in out.iter_mut().zip(hi).zip(r.chunks_exact(32)) {
+        let (d, qs) = residual_32(rs, h.d);
+        let sum: i32 = qs.iter().map(|&q| q as i32).sum();
+        *b = BlockQ8_1 {
+            d,
+            s: d * sum as f32,
+            qs,
+        };
+    }
+}

@@ -172,6 +172,25 @@ pub enum RowDot4 {
     Q8K(Dot4Q8K),
 }
 
+/// One weight row against eight activation rows (x86 prefill, the offset types): eight
+/// tokens (`single`), or four tokens of a block and its fixed-scale residual each
+/// (`paired`, exact precision), whose two integer sums are added before one conversion:
+/// the token's value in the pair's first slot, 0 in its second.
+pub type Dot8Q8_1 = fn(w: &[u8], a: [&[BlockQ8_1]; 8]) -> [f32; 8];
+
+#[derive(Clone, Copy)]
+pub struct RowDot8 {
+    pub single: Dot8Q8_1,
+    pub paired: Dot8Q8_1,
+}
+
+/// The eight-row kernels for `ty` on `isa`, if there are (they read [`BlockQ8_1`], as
+/// [`row_dot`]'s kernel for `ty` then does).
+pub fn row_dot8(ty: GgmlType, isa: Isa) -> Option<RowDot8> {
+    debug_assert!(Isa::available().contains(&isa), "{isa:?} not available");
+    legacy::row_dot8(ty, isa)
+}
+
 /// The four-token kernel for `ty` on `isa`, if there is one (it must read the same
 /// activation blocks as [`row_dot`]'s kernel); `None`: four single dots.
 pub fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {

@@ -9,7 +9,7 @@
 //! [`BlockQ8_0`]: super::BlockQ8_0
 //! [`BlockQ8_1`]: super::BlockQ8_1
 
-use super::{Isa, RowDot, RowDot4};
+use super::{Isa, RowDot, RowDot4, RowDot8};
 use crate::quant::GgmlType;
 
 #[cfg(target_arch = "aarch64")]
@@ -92,6 +92,20 @@ pub(super) fn row_dot4(ty: GgmlType, isa: Isa) -> Option<RowDot4> {
         GgmlType::Q5_1 => RowDot4::Q8_1(t.q5_1),
         _ => return None,
     })
+}
+
+/// x86's eight-row kernels (the offset types, Q4_0 and Q5_0 among them as unsigned).
+pub(super) fn row_dot8(ty: GgmlType, isa: Isa) -> Option<RowDot8> {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => x86::avx2::eight(ty),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512Vnni => x86::vnni::eight(ty),
+        _ => {
+            let _ = ty;
+            None
+        }
+    }
 }
 
 /// x86's Q4_0 and Q5_0 kernels over [`BlockQ8_1`] activations (see `x86::unsigned`).

@@ -195,3 +195,104 @@ fn four_token_kernels_match_four_single_dots() {
         }
     }
 }
+
+/// A token's blocks and their residual at the fixed scale (what exact precision feeds the
+/// paired kernels).
+fn with_residual(x: &[f32]) -> (Vec<BlockQ8_1>, Vec<BlockQ8_1>) {
+    let hi = quantize(GgmlType::Q4_1, x).q8_1;
+    let r: Vec<f32> = x
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| v - hi[i / 32].d * hi[i / 32].qs[i % 32] as f32)
+        .collect();
+    let mut lo = hi.clone();
+    super::super::act::quantize_q8_1_residual(&r, &hi, &mut lo);
+    (hi, lo)
+}
+
+#[test]
+fn eight_row_kernels_match_single_dots() {
+    let mut rng = Rng::new(4);
+    let mut tested = 0;
+    for ty in TYPES {
+        for &isa in &Isa::available() {
+            let Some(dot8) = super::row_dot8(ty, isa) else {
+                continue;
+            };
+            tested += 1;
+            for n in LENGTHS {
+                for case in 0..2 {
+                    let w = weights(&mut rng, ty, n, case);
+                    let single = |a: &[BlockQ8_1]| match super::row_dot(ty, isa) {
+                        Some(RowDot::Q8_1(f)) => f(&w, a),
+                        _ => panic!("{ty} {isa:?}: the eight-row kernel reads other blocks"),
+                    };
+                    let mag = |a: &[BlockQ8_1]| {
+                        let acts = Acts {
+                            q8_0: Vec::new(),
+                            q8_1: a.to_vec(),
+                        };
+                        reference_q8_1(ty, &w, &acts)
+                    };
+                    // Eight tokens.
+                    let acts: Vec<Vec<BlockQ8_1>> = (0..8)
+                        .map(|_| quantize(ty, &activations(&mut rng, n, case)).q8_1)
+                        .collect();
+                    let got = (dot8.single)(&w, std::array::from_fn(|t| &acts[t][..]));
+                    for (t, a) in acts.iter().enumerate() {
+                        let want = single(a);
+                        assert!(
+                            ((got[t] - want) as f64).abs() <= 1e-5 * mag(a).max(1e-30),
+                            "{ty} {isa:?} n={n} case {case} row {t}: {} vs {want}",
+                            got[t]
+                        );
+                    }
+                    // Four tokens of two parts; case 1 also puts every residual quant at
+                    // ±127, the largest combined integer sum.
+                    let mut pairs: Vec<Vec<BlockQ8_1>> = Vec::new();
+                    for k in 0..4 {
+                        let (hi, mut lo) = with_residual(&rng.activations(32 * n));
+                        if case == 1 {
+                            for (h, l) in hi.iter().zip(&mut lo) {
+                                let sign: i32 = if k % 2 == 0 { 1 } else { -1 };
+                                l.qs = [(127 * sign) as i8; 32];
+                                l.d = h.d / 256.0;
+                                l.s = l.d * (32 * 127 * sign) as f32;
+                            }
+                        }
+                        pairs.push(hi);
+                        pairs.push(lo);
+                    }
+                    let got = (dot8.paired)(&w, std::array::from_fn(|i| &pairs[i][..]));
+                    for k in 0..4 {
+                        let (hi, lo) = (&pairs[2 * k], &pairs[2 * k + 1]);
+                        let want = single(hi) + single(lo);
+                        let tol = 1e-5 * (mag(hi) + mag(lo)).max(1e-30);
+                        assert!(
+                            ((got[2 * k] - want) as f64).abs() <= tol,
+                            "{ty} {isa:?} n={n} case {case} pair {k}: {} vs {want}",
+                            got[2 * k]
+                        );
+                        assert_eq!(got[2 * k + 1], 0.0, "{ty} {isa:?}: second slot of pair {k}");
+                    }
+                }
+            }
+        }
+    }
+    if cfg!(target_arch = "x86_64") {
+        // Q4_0, Q5_0, Q4_1, Q5_1 on AVX2 at least.
+        assert!(tested >= 4, "only {tested} eight-row kernels found");
+    }
+}
+
+/// `Σ |w·x|` over the values Q8_1 blocks hold.
+fn reference_q8_1(ty: GgmlType, w: &[u8], a: &Acts) -> f64 {
+    let n = w.len() / ty.type_size() as usize;
+    let mut wf = vec![0f32; 32 * n];
+    dequantize(ty, w, &mut wf).unwrap();
+    let xs = a
+        .q8_1
+        .iter()
+        .flat_map(|b| b.qs.map(|q| b.d as f64 * q as f64));
+    wf.iter().zip(xs).map(|(&w, x)| (w as f64 * x).abs()).sum()
+}

@@ -5,9 +5,10 @@
 //! trick: `|w| · (a · sign w)`; unsigned ones (Q4_1, Q5_1) multiply directly.
 
 /// The kernels for one instruction set; `$feat` is its `target_feature` list and
-/// `$dot(u, s)` gives the i32x8 sums of the u8 × i8 products of four adjacent lanes.
+/// `$dot(u, s)` gives the i32x8 sums of the u8 × i8 products of four adjacent lanes, and
+/// `$dot_add(acc, u, s)` adds them to `acc`.
 macro_rules! kernels {
-    ($feat:literal, $dot:path) => {
+    ($feat:literal, $dot:path, $dot_add:path) => {
         use super::super::super::{BlockQ8_0, BlockQ8_1};
         use super::super::{Table, Table4, IQ4_NL_LEVELS};
         use super::super::{IQ4_NL, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0};
@@ -304,6 +305,130 @@ macro_rules! kernels {
             ]
         }
 
+        /// Eight activation rows of an offset type, each weight block unpacked once for
+        /// all eight. With `PAIRED`, rows 2k and 2k+1 are one token's blocks and their
+        /// residual at exactly 1/256 of the blocks' scale
+        /// ([`act::quantize_q8_1_residual`](super::super::super::act::quantize_q8_1_residual)),
+        /// so the two integer sums combine as `256·Σ q·a + Σ q·a'` (< 2^25: no overflow)
+        /// and share one conversion, scale multiply and multiply-add; the token's value
+        /// lands in slot 2k and slot 2k+1 is 0.
+        #[inline]
+        #[target_feature(enable = $feat)]
+        unsafe fn offset_row8<const PAIRED: bool>(
+            w: &[u8],
+            a: [&[BlockQ8_1]; 8],
+            size: usize,
+            quants: impl Fn(*const u8) -> __m256i,
+            offset: impl Fn(__m128) -> f32,
+        ) -> [f32; 8] {
+            let mut acc = [_mm256_setzero_ps(); 8];
+            let mut off = [0f32; 8];
+            let ap = a.map(|a| a.as_ptr());
+            for i in 0..a[0].len() {
+                let b = w.as_ptr().add(i * size);
+                let q = quants(b);
+                let h = halves(b);
+                let dw = _mm256_broadcastss_ps(h);
+                let m = offset(h);
+                if PAIRED {
+                    for k in 0..4 {
+                        // SAFETY: every activation row has a[0].len() blocks (checked).
+                        let (hi, lo) = (&*ap[2 * k].add(i), &*ap[2 * k + 1].add(i));
+                        let s = _mm256_slli_epi32::<8>($dot(q, acts(&hi.qs)));
+                        let s = $dot_add(s, q, acts(&lo.qs));
+                        let p = _mm256_mul_ps(_mm256_cvtepi32_ps(s), _mm256_set1_ps(lo.d));
+                        acc[k] = _mm256_fmadd_ps(dw, p, acc[k]);
+                        off[k] += m * (hi.s + lo.s);
+                    }
+                } else {
+                    for t in 0..8 {
+                        // SAFETY: as above.
+                        let at = &*ap[t].add(i);
+                        let p = _mm256_cvtepi32_ps($dot(q, acts(&at.qs)));
+                        let p = _mm256_mul_ps(p, _mm256_set1_ps(at.d));
+                        acc[t] = _mm256_fmadd_ps(dw, p, acc[t]);
+                        off[t] += m * at.s;
+                    }
+                }
+            }
+            let mut out = [0f32; 8];
+            if PAIRED {
+                for k in 0..4 {
+                    out[2 * k] = hsum(acc[k]) + off[k];
+                }
+            } else {
+                for t in 0..8 {
+                    out[t] = hsum(acc[t]) + off[t];
+                }
+            }
+            out
+        }
+
+        /// The eight-row kernels of the offset types (Q4_0 and Q5_0 as unsigned quants).
+        pub(in super::super) fn eight(
+            ty: crate::quant::GgmlType,
+        ) -> Option<super::super::super::RowDot8> {
+            use super::super::super::RowDot8;
+            use crate::quant::GgmlType;
+            Some(match ty {
+                GgmlType::Q4_0 => RowDot8 {
+                    single: dot8_q4_0u::<false>,
+                    paired: dot8_q4_0u::<true>,
+                },
+                GgmlType::Q5_0 => RowDot8 {
+                    single: dot8_q5_0u::<false>,
+                    paired: dot8_q5_0u::<true>,
+                },
+                GgmlType::Q4_1 => RowDot8 {
+                    single: dot8_q4_1::<false>,
+                    paired: dot8_q4_1::<true>,
+                },
+                GgmlType::Q5_1 => RowDot8 {
+                    single: dot8_q5_1::<false>,
+                    paired: dot8_q5_1::<true>,
+                },
+                _ => return None,
+            })
+        }
+
+        macro_rules! safe8 {
+            ($name:ident, $size:expr, $quants:expr, $offset:expr) => {
+                fn $name<const PAIRED: bool>(w: &[u8], a: [&[BlockQ8_1]; 8]) -> [f32; 8] {
+                    for a in a {
+                        assert_eq!(w.len(), a.len() * $size, "weight row size");
+                    }
+                    #[target_feature(enable = $feat)]
+                    unsafe fn inner<const PAIRED: bool>(
+                        w: &[u8],
+                        a: [&[BlockQ8_1]; 8],
+                    ) -> [f32; 8] {
+                        offset_row8::<PAIRED>(w, a, $size, $quants, $offset)
+                    }
+                    // SAFETY: sizes checked above; the CPU features by the dispatch.
+                    unsafe { inner::<PAIRED>(w, a) }
+                }
+            };
+        }
+        safe8!(dot8_q4_0u, Q4_0, |b| unsafe { nibbles(b.add(2)) }, minus8);
+        safe8!(
+            dot8_q5_0u,
+            Q5_0,
+            |b| unsafe { _mm256_or_si256(nibbles(b.add(6)), fifth_bits(b.add(2))) },
+            minus16
+        );
+        safe8!(
+            dot8_q4_1,
+            Q4_1,
+            |b| unsafe { nibbles(b.add(4)) },
+            stored_min
+        );
+        safe8!(
+            dot8_q5_1,
+            Q5_1,
+            |b| unsafe { _mm256_or_si256(nibbles(b.add(8)), fifth_bits(b.add(4))) },
+            stored_min
+        );
+
         #[target_feature(enable = $feat)]
         unsafe fn q8_0_x4(w: &[u8], a: [&[BlockQ8_0]; 4]) -> [f32; 4] {
             signed_row4(w, a, Q8_0, |b| unsafe {
@@ -442,7 +567,9 @@ macro_rules! kernels {
 
 /// AVX2 + FMA + F16C.
 pub(super) mod avx2 {
-    use core::arch::x86_64::{__m256i, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16};
+    use core::arch::x86_64::{
+        __m256i, _mm256_add_epi32, _mm256_madd_epi16, _mm256_maddubs_epi16, _mm256_set1_epi16,
+    };
 
     #[inline]
     #[target_feature(enable = "avx2,fma,f16c")]
@@ -450,7 +577,13 @@ pub(super) mod avx2 {
         _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1))
     }
 
-    kernels!("avx2,fma,f16c", dot);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c")]
+    unsafe fn dot_add(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, dot(u, s))
+    }
+
+    kernels!("avx2,fma,f16c", dot, dot_add);
 }
 
 /// AVX-512 VNNI (256-bit `vpdpbusd` through AVX-512 VL), on top of AVX2.
@@ -465,5 +598,15 @@ pub(super) mod vnni {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s)
     }
 
-    kernels!("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni", dot);
+    #[inline]
+    #[target_feature(enable = "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")]
+    unsafe fn dot_add(acc: __m256i, u: __m256i, s: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, u, s)
+    }
+
+    kernels!(
+        "avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni",
+        dot,
+        dot_add
+    );
 }

@@ -354,11 +354,22 @@ async fn method_not_allowed(req: Request) -> ApiError {
 }
 
 fn body_error(e: BytesRejection) -> ApiError {
-    let status = e.status();
-    let message = if status == StatusCode::PAYLOAD_TOO_LARGE {
-        format!("the body is larger than {} bytes", MAX_BODY)
+    let text = e.body_text();
+    let (status, message) = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        (
+            e.status(),
+            format!("the body is larger than {MAX_BODY} bytes"),
+        )
+    } else if text.contains("timeout") {
+        (
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the body did not arrive within {} s",
+                BODY_TIMEOUT.as_secs()
+            ),
+        )
     } else {
-        format!("cannot read the body: {}", e.body_text())
+        (e.status(), format!("cannot read the body: {text}"))
     };
     ApiError::new(status, "invalid_request_error", message)
 }

@@ -655,3 +655,32 @@ fn sigterm_shuts_down_cleanly() {
         .expect("exits after SIGTERM");
     assert!(status.success(), "{status:?}: {}", server.log());
 }
+
+#[test]
+fn idle_and_half_sent_connections_do_not_block_others() {
+    let server = Server::start("smollm2", &["--device", "cpu"]);
+    let idle: Vec<_> = (0..100).map(|_| server.connect()).collect();
+    let half: Vec<_> = (0..20)
+        .map(|_| {
+            let mut s = server.connect();
+            std::io::Write::write_all(
+                &mut s,
+                b"POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 50\r\n",
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let start = Instant::now();
+    let r = server.post(
+        "/v1/completions",
+        &json!({"prompt": "Hello", "max_tokens": 4, "temperature": 0}),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        start.elapsed()
+    );
+    drop((idle, half));
+}

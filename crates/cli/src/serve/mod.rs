@@ -139,6 +139,11 @@ pub fn run(args: &ModelArgs, serve: &ServeArgs) -> Result<(), String> {
     if serve.parallel == 0 {
         return Err("--parallel must be at least 1".into());
     }
+    // Bound before loading, so a taken port fails at once; accepting starts after.
+    let addr = SocketAddr::new(ip, serve.port);
+    let listener = std::net::TcpListener::bind(addr)
+        .and_then(|l| l.set_nonblocking(true).map(|_| l))
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let loaded = load::load(args)?;
     let chat = ChatFormat::new(&loaded)?;
     let mut sessions = Vec::with_capacity(serve.parallel);
@@ -180,9 +185,8 @@ pub fn run(args: &ModelArgs, serve: &ServeArgs) -> Result<(), String> {
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the server's runtime: {e}"))?;
-    let addr = SocketAddr::new(ip, serve.port);
     let router = routes::router(Arc::clone(&app), &serve.cors_origin)?;
-    let result = runtime.block_on(routes::serve(addr, router, app));
+    let result = runtime.block_on(routes::serve(listener, router, app));
     // Generations still running were cancelled; do not wait on blocked threads.
     runtime.shutdown_timeout(Duration::from_secs(1));
     result

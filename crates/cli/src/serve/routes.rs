@@ -18,7 +18,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use serde_json::json;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -561,13 +561,15 @@ async fn shutdown_signal() {
     let _ = ctrl_c.await;
 }
 
-pub async fn serve(addr: SocketAddr, router: Router, app: Arc<App>) -> Result<(), String> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+pub async fn serve(
+    listener: std::net::TcpListener,
+    router: Router,
+    app: Arc<App>,
+) -> Result<(), String> {
+    let listener = TcpListener::from_std(listener).map_err(|e| format!("cannot listen: {e}"))?;
     let local = listener
         .local_addr()
-        .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        .map_err(|e| format!("cannot listen: {e}"))?;
     eprintln!("listening on http://{local}");
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -431,6 +431,18 @@ fn bad_requests_get_openai_errors_and_the_server_keeps_serving() {
         200
     );
 
+    // No --cors-origin: no CORS headers for anyone.
+    let r = server.request(
+        "GET",
+        "/v1/models",
+        &[("Origin", "https://app.example")],
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.header("access-control-allow-origin")),
+        (200, None)
+    );
+
     // Still serving, and no panic was printed.
     let r = chat(ok.clone());
     assert_eq!(r.status, 200, "{}", r.text());
@@ -461,8 +473,45 @@ fn api_key_and_host_rules() {
         "{err}"
     );
 
-    let server = Server::start("smollm2", &["--device", "cpu", "--api-key", "sekrit"]);
+    let server = Server::start(
+        "smollm2",
+        &[
+            "--device",
+            "cpu",
+            "--api-key",
+            "sekrit",
+            "--cors-origin",
+            "https://app.example",
+        ],
+    );
     assert_eq!(server.get("/health").status, 200);
+    // A page on the allowed origin may call (its preflight needs no key); others get no
+    // CORS headers, so their browser keeps the answer from them.
+    let preflight = |origin: &str| {
+        server.request(
+            "OPTIONS",
+            "/v1/chat/completions",
+            &[
+                ("Origin", origin),
+                ("Access-Control-Request-Method", "POST"),
+                (
+                    "Access-Control-Request-Headers",
+                    "authorization, content-type",
+                ),
+            ],
+            b"",
+        )
+    };
+    let allowed = preflight("https://app.example");
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    assert_eq!(
+        allowed.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert_eq!(
+        preflight("https://other.example").header("access-control-allow-origin"),
+        None
+    );
     let e = server.get("/v1/models").error(401);
     assert_eq!(e["code"], "invalid_api_key");
     server

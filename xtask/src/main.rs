@@ -4,6 +4,7 @@ mod bench;
 mod fuzz;
 mod mobile;
 mod models;
+mod openai_clients;
 mod serve;
 mod synth;
 mod synth_cmd;
@@ -18,6 +19,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   chat [MODEL_KEY]   fetch the default model (SmolLM2) and chat with it (`wisp chat`)
   fetch-models       download the test models and llama.cpp's test vectors (cached)
+  openai-clients     install the pinned PyPI and npm `openai` clients the `wisp serve` tests use
   demo [--no-build]  build the npm package, fetch SmolLM2 and serve the chat demo page
   js                 build the npm package (wasm + JS) into bindings/js/dist
   js-test [--no-build]  the browser tests (package and demo) in headless Chromium
@@ -38,6 +40,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("fetch-models") => models::fetch_all().map(|_| ()),
+        Some("openai-clients") => openai_clients::install(),
         Some("ci") => ci(args.iter().any(|a| a == "--full")),
         Some("fuzz") => fuzz::main(&args[1..]),
         Some("js") => web::js(),
@@ -164,6 +167,7 @@ fn ci(full: bool) -> Result<(), String> {
         ]))
     })?;
     step("fetch-models", &mut || models::fetch_all().map(|_| ()))?;
+    step("openai-clients", &mut openai_clients::install)?;
     step("tests", &mut || {
         let mut cmd = cargo();
         cmd.args(["test", "--workspace", "--no-fail-fast"]);

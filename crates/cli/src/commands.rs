@@ -1,16 +1,17 @@
 //! The commands of `wisp`, each a thin driver over the runtime library.
 
 use crate::load;
+use crate::prompt;
 use crate::{ModelArgs, SamplingArgs};
 use serde_json::{json, Map, Value as Json};
 use std::io::{BufRead, IsTerminal, Write};
-use wisp::chat::{chat_prompt_tokens, render_options, ChatMessage, ChatTemplate};
+use wisp::chat::ChatMessage;
 use wisp::engine::MemoryPlan;
 use wisp::generate::{generate, GenerateOptions};
 use wisp::gguf::{Array, Value};
 use wisp::gpu::wgpu::Features as wgpu_features;
 use wisp::model::{Logits, ModelConfig};
-use wisp::sampling::{top_k, Sampler, SamplingParams};
+use wisp::sampling::{top_k, Sampler};
 
 fn metadata_json(v: &Value) -> Json {
     match v {
@@ -159,24 +160,7 @@ pub fn tokenize(
 }
 
 fn sampler(s: &SamplingArgs) -> Result<Sampler, String> {
-    let seed = s.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    Sampler::new(SamplingParams {
-        temperature: s.temperature,
-        top_k: s.top_k,
-        top_p: s.top_p,
-        min_p: s.min_p,
-        repeat_penalty: s.repeat_penalty,
-        presence_penalty: s.presence_penalty,
-        frequency_penalty: s.frequency_penalty,
-        seed,
-        ..SamplingParams::default()
-    })
-    .map_err(|e| e.to_string())
+    prompt::sampler(s.params())
 }
 
 fn stream_out(text: &str) -> bool {
@@ -187,10 +171,10 @@ fn stream_out(text: &str) -> bool {
         .is_ok()
 }
 
-pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> Result<(), String> {
+pub fn run(args: &ModelArgs, text: &str, special: bool, s: &SamplingArgs) -> Result<(), String> {
     let mut sampler = sampler(s)?;
     let loaded = load::load(args)?;
-    let ids = loaded.tokenizer.encode_prompt(prompt, special);
+    let ids = prompt::raw_tokens(&loaded.tokenizer, text, special);
     let mut session = loaded.session()?;
     let opts = GenerateOptions {
         max_tokens: s.max_tokens,
@@ -214,8 +198,7 @@ pub fn run(args: &ModelArgs, prompt: &str, special: bool, s: &SamplingArgs) -> R
 pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<(), String> {
     let mut sampler = sampler(s)?;
     let loaded = load::load(args)?;
-    let template = ChatTemplate::from_gguf(&loaded.file.header).map_err(|e| e.to_string())?;
-    let opts = render_options(&loaded.tokenizer);
+    let format = prompt::ChatFormat::new(&loaded)?;
     let mut session = loaded.session()?;
     let mut messages: Vec<ChatMessage> = Vec::new();
     if let Some(sys) = system {
@@ -243,7 +226,8 @@ pub fn chat(args: &ModelArgs, system: Option<&str>, s: &SamplingArgs) -> Result<
             role: "user".into(),
             content: line,
         });
-        let ids = chat_prompt_tokens(&template, &loaded.tokenizer, &messages, &opts)
+        let ids = format
+            .tokens(&loaded.tokenizer, &messages)
             .map_err(|e| e.to_string())?;
         let gen_opts = GenerateOptions {
             max_tokens: s.max_tokens,

@@ -157,7 +157,7 @@ pub struct Loaded {
 
 impl Loaded {
     /// A fresh sequence with its own KV cache.
-    pub fn session(&self) -> Result<Box<dyn Forward>, String> {
+    pub fn session(&self) -> Result<Box<dyn Forward + Send>, String> {
         Ok(match &self.backend {
             Backend::Cpu(m) => Box::new(CpuSession::new(Arc::clone(m), self.n_ctx)),
             Backend::Engine(m) => Box::new(

@@ -4,6 +4,8 @@
 mod bench;
 mod commands;
 mod load;
+mod prompt;
+mod serve;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -131,6 +133,23 @@ pub struct SamplingArgs {
     pub stop: Vec<String>,
 }
 
+impl SamplingArgs {
+    /// The sampler settings these flags ask for (a clock seed when none is given).
+    pub fn params(&self) -> wisp::sampling::SamplingParams {
+        wisp::sampling::SamplingParams {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            min_p: self.min_p,
+            repeat_penalty: self.repeat_penalty,
+            presence_penalty: self.presence_penalty,
+            frequency_penalty: self.frequency_penalty,
+            seed: self.seed.unwrap_or_else(prompt::random_seed),
+            ..Default::default()
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Metadata, tensors, types and the memory plan.
@@ -210,6 +229,14 @@ enum Command {
         #[arg(long, conflicts_with = "kernels")]
         profile: bool,
     },
+    /// An OpenAI-compatible HTTP server over the model (/v1/chat/completions,
+    /// /v1/completions, /v1/models, /health).
+    Serve {
+        #[command(flatten)]
+        model: ModelArgs,
+        #[command(flatten)]
+        serve: serve::ServeArgs,
+    },
     /// GPU adapters, backends, features and limits.
     Devices {
         #[arg(long)]
@@ -282,6 +309,7 @@ fn main() -> ExitCode {
             system,
             sampling,
         } => commands::chat(&model, system.as_deref(), &sampling),
+        Command::Serve { model, serve } => serve::run(&model, &serve),
         Command::Devices { json } => commands::devices(json),
         Command::Bench {
             model,

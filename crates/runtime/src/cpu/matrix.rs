@@ -13,10 +13,11 @@
 //! held to; with one block per 256 (the K-quants' Q8_K) Gemma 3 moves 2.26 and top-1
 //! tokens flip. No single matrix is to blame: making attention or FFN matrices exact
 //! alone still leaves 0.73 / 1.12. So by default each activation block is followed by an
-//! 8-bit block of its residual `x − d·q` (|residual| ≤ d/2, so its scale is ~254× finer),
-//! and every product is the sum of the two integer dots: the same kernels, twice the
-//! integer work, the weights read once (the four-token kernels take two tokens × two
-//! parts). Logits then sit within 0.017 / 0.020 / 0.070 of float64 (SmolLM2 / Gemma 3 /
+//! 8-bit block of its residual `x − d·q` (|residual| ≤ d/2; for 32-blocks at exactly
+//! `d/256`, so x86's eight-row kernels add `256·Σ w·q + Σ w·q'` in integers and convert
+//! once), and every product is the sum of the two integer dots: the same kernels, twice
+//! the integer work, the weights read once (the four- and eight-row kernels take tokens ×
+//! two parts). Logits then sit within 0.017 / 0.020 / 0.070 of float64 (SmolLM2 / Gemma 3 /
 //! Qwen2.5), as the f32 oracle does. Cost on 2 threads: SmolLM2 pp128 478 → 258 tok/s,
 //! tg 171 → 116; Qwen2.5-0.5B 155 → 76, 58 → 36. [`Precision::Fast`] keeps the single
 //! block for those who want llama.cpp's trade.
@@ -216,21 +217,22 @@ impl<'a> Input<'a> {
     }
 
     /// Quantize the rows for `kind` unless already done.
-    pub fn prepare(&mut self, kind: ActKind) {
+    pub fn prepare(&mut self, kind: ActKind, pool: &Pool) {
         let (x, cols, parts) = (self.x, self.cols, self.parts);
         match kind {
             ActKind::Q8_0 if self.q8_0.is_empty() => {
                 let (q, r) = (act::quantize_q8_0, act::quantize_q8_0_residual);
-                self.q8_0 = quantize_rows(x, cols, parts, 32, ZERO_Q8_0, q, r);
+                self.q8_0 = quantize_rows(pool, x, cols, parts, 32, ZERO_Q8_0, q, r);
             }
             ActKind::Q8_1 if self.q8_1.is_empty() => {
                 let (q, r) = (act::quantize_q8_1, act::quantize_q8_1_residual);
-                self.q8_1 = quantize_rows(x, cols, parts, 32, ZERO_Q8_1, q, r);
+                self.q8_1 = quantize_rows(pool, x, cols, parts, 32, ZERO_Q8_1, q, r);
             }
             ActKind::Q8K if self.q8k.is_empty() => {
                 let r =
                     |r: &[f32], _: &[BlockQ8K], out: &mut [BlockQ8K]| act::quantize_q8_k(r, out);
-                self.q8k = quantize_rows(x, cols, parts, 256, ZERO_Q8K, act::quantize_q8_k, r);
+                self.q8k =
+                    quantize_rows(pool, x, cols, parts, 256, ZERO_Q8K, act::quantize_q8_k, r);
             }
             _ => {}
         }
@@ -239,9 +241,12 @@ impl<'a> Input<'a> {
 
 /// Each row of `x` quantized by `quantize` into blocks of `block` values; with two
 /// parts, each token's blocks are followed by those of its residual `x − dequant(q)`,
-/// quantized by `quantize_residual` (which sees the blocks: 32-blocks take a fixed scale from
-/// them, see [`act::quantize_q8_1_residual`]).
-fn quantize_rows<B: Copy + Dequant>(
+/// quantized by `quantize_residual` (which sees the blocks: 32-blocks take a fixed scale
+/// from them, see [`act::quantize_q8_1_residual`]). Rows are spread over the threads: on
+/// one thread this is a tenth of a two-thread prefill.
+#[allow(clippy::too_many_arguments)]
+fn quantize_rows<B: Copy + Send + Dequant>(
+    pool: &Pool,
     x: &[f32],
     cols: usize,
     parts: usize,
@@ -251,18 +256,27 @@ fn quantize_rows<B: Copy + Dequant>(
     quantize_residual: fn(&[f32], &[B], &mut [B]),
 ) -> Vec<B> {
     let per_row = cols / block;
+    let rows = x.len() / cols;
     let mut out = vec![zero; parts * x.len() / block];
-    let mut residual = vec![0f32; if parts > 1 { cols } else { 0 }];
-    for (xr, qr) in x.chunks(cols).zip(out.chunks_mut(parts * per_row)) {
-        let (hi, lo) = qr.split_at_mut(per_row);
-        quantize(xr, hi);
-        if parts > 1 {
-            for (i, (r, &v)) in residual.iter_mut().zip(xr).enumerate() {
-                *r = v - hi[i / block].value(i % block);
+    let shared = SharedOut::new(&mut out);
+    // Rows per job: a row takes about a microsecond, a hand-off a few.
+    const ROWS: usize = 8;
+    pool.for_each(rows.div_ceil(ROWS), |j| {
+        let mut residual = vec![0f32; if parts > 1 { cols } else { 0 }];
+        for t in j * ROWS..((j + 1) * ROWS).min(rows) {
+            let xr = &x[t * cols..(t + 1) * cols];
+            // SAFETY: token t's blocks belong to this job alone.
+            let qr = unsafe { shared.slice(t * parts * per_row, parts * per_row) };
+            let (hi, lo) = qr.split_at_mut(per_row);
+            quantize(xr, hi);
+            if parts > 1 {
+                for (i, (r, &v)) in residual.iter_mut().zip(xr).enumerate() {
+                    *r = v - hi[i / block].value(i % block);
+                }
+                quantize_residual(&residual, hi, lo);
             }
-            quantize_residual(&residual, hi, lo);
         }
-    }
+    });
     out
 }
 
@@ -341,7 +355,7 @@ pub fn matmul(
     let n = input.n;
     for m in matrices {
         debug_assert_eq!(m.cols, input.cols, "{}", m.name);
-        input.prepare(m.act_kind());
+        input.prepare(m.act_kind(), pool);
     }
     let input = &*input;
     // Jobs: (matrix, first row, rows) ranges, each writing only its own rows' outputs.

@@ -266,20 +266,21 @@ impl Drop for Pool {
     }
 }
 
-/// A mutable f32 buffer that parallel jobs write disjoint elements of.
-pub(crate) struct SharedOut<'a> {
-    ptr: *mut f32,
+/// A mutable buffer (of f32 unless said otherwise) that parallel jobs write disjoint
+/// elements of.
+pub(crate) struct SharedOut<'a, T = f32> {
+    ptr: *mut T,
     len: usize,
-    _life: std::marker::PhantomData<&'a mut [f32]>,
+    _life: std::marker::PhantomData<&'a mut [T]>,
 }
 
 // SAFETY: jobs write disjoint indices (each caller documents its partition), and the
 // buffer outlives the parallel region (`for_each` returns only after every job).
-unsafe impl Send for SharedOut<'_> {}
-unsafe impl Sync for SharedOut<'_> {}
+unsafe impl<T: Send> Send for SharedOut<'_, T> {}
+unsafe impl<T: Send> Sync for SharedOut<'_, T> {}
 
-impl<'a> SharedOut<'a> {
-    pub fn new(out: &'a mut [f32]) -> SharedOut<'a> {
+impl<'a, T> SharedOut<'a, T> {
+    pub fn new(out: &'a mut [T]) -> SharedOut<'a, T> {
         SharedOut {
             ptr: out.as_mut_ptr(),
             len: out.len(),
@@ -290,7 +291,7 @@ impl<'a> SharedOut<'a> {
     /// # Safety
     /// No other job may read or write index `i` during the parallel region.
     #[inline]
-    pub unsafe fn write(&self, i: usize, v: f32) {
+    pub unsafe fn write(&self, i: usize, v: T) {
         assert!(i < self.len);
         // SAFETY: in bounds (checked); exclusive per the caller's contract.
         unsafe { *self.ptr.add(i) = v }
@@ -300,7 +301,7 @@ impl<'a> SharedOut<'a> {
     /// No other job may touch `[start, start + len)` during the parallel region.
     #[inline]
     #[allow(clippy::mut_from_ref)] // disjoint ranges per job: the caller's contract
-    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [f32] {
+    pub unsafe fn slice(&self, start: usize, len: usize) -> &mut [T] {
         assert!(start + len <= self.len);
         // SAFETY: in bounds (checked); exclusive per the caller's contract.
         unsafe { std::slice::from_raw_parts_mut(self.ptr.add(start), len) }

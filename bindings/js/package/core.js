@@ -17,7 +17,15 @@ export function initWasm(kind = 'st') {
   builds[kind] ??= (async () => {
     const m = kind === 'mt' ? await import('./wisp_wasm_mt.js') : await import('./wisp_wasm.js');
     const file = kind === 'mt' ? './wisp_wasm_mt_bg.wasm' : './wisp_wasm_bg.wasm';
-    await m.default({ module_or_path: new URL(file, import.meta.url) });
+    try {
+      await m.default({ module_or_path: new URL(file, import.meta.url) });
+    } catch (e) {
+      // A browser without wasm SIMD cannot compile either build: no engine runs here.
+      if (e instanceof WebAssembly.CompileError) {
+        throw new WispError('unsupported', `this browser cannot compile Wisp's WebAssembly (${e.message}); it needs wasm SIMD (Chrome 91, Firefox 89, Safari 16.4)`);
+      }
+      throw e;
+    }
     return m;
   })();
   builds[kind].catch(() => { delete builds[kind]; });

@@ -44,6 +44,45 @@ export interface LoadOptions {
   noF16?: boolean;
   /** Ask only for WebGPU's default limits (what the weakest devices grant). */
   webgpuDefaultLimits?: boolean;
+  /**
+   * Where this device cannot run the model (no usable WebGPU and the CPU engine refuses
+   * it: model_too_large, webgpu_unavailable, gpu or unsupported), Wisp.connect to this
+   * server instead: the load resolves to a RemoteEngine whose info.fallback is true and
+   * info.reason says why. Other failures (a bad file, a network error) still reject.
+   */
+  fallback?: ConnectOptions;
+}
+
+export interface ConnectOptions {
+  /** The server's OpenAI base URL, with its /v1 (as the openai clients take it), e.g. http://127.0.0.1:8080/v1. */
+  baseURL: string | URL;
+  /** Sent as Authorization: Bearer KEY (wisp serve --api-key). */
+  apiKey?: string;
+  /** The model id requests name (default: the first one GET /models lists). */
+  model?: string;
+  /** More headers for every request. */
+  headers?: Record<string, string>;
+  /** The fetch to use (default: globalThis.fetch). */
+  fetch?: typeof fetch;
+  /** Cancels connecting (the GET /models check). */
+  signal?: AbortSignal;
+}
+
+export interface RemoteInfo {
+  engine: 'remote';
+  /** The model id requests name. */
+  name: string;
+  model: string;
+  /** The base URL, normalised (no trailing slash). */
+  baseURL: string;
+  /** The ids GET /models listed (null where the server did not list them). */
+  models: string[] | null;
+  /** 'Wisp.connect: URL', or after a fallback 'fell back to URL: this device cannot run the model (…)'. */
+  reason: string;
+  /** True when Wisp.load fell back to the server. */
+  fallback: boolean;
+  /** Why the local load failed (after a fallback), else null. */
+  localError: { code: string; message: string } | null;
 }
 
 export interface ModelInfo {
@@ -160,8 +199,17 @@ export interface CompletionRequest extends SamplingOptions {
 
 export declare class WispError extends Error {
   name: 'WispError';
-  /** io, invalid_model, unsupported, model_too_large, webgpu_unavailable, gpu, invalid_request, aborted, integrity, tokenizer, template, busy, unloaded, internal. */
+  /**
+   * io, invalid_model, unsupported, model_too_large, webgpu_unavailable, gpu, invalid_request, aborted, integrity, tokenizer, template, busy, unloaded, internal;
+   * from a server (RemoteEngine): invalid_request (4xx), context_full, unauthorized (401/403), busy (429), server (5xx), io (unreachable, CORS).
+   */
   code: string;
+  /** RemoteEngine: the HTTP status the server answered (null for an error event inside a stream). */
+  status?: number | null;
+  /** RemoteEngine: the server's OpenAI error object ({message, type, param, code}). */
+  error?: { message: string; type?: string; param?: string | null; code?: string | null };
+  /** Wisp.load with fallback, when the server failed too: why the local load failed. */
+  localError?: { code: string; message: string };
 }
 
 export declare class Engine {
@@ -191,8 +239,65 @@ export interface CachedModel {
   sha256?: string;
 }
 
+/** A server's usage: OpenAI's three counts; `extra` only where the server sends it. */
+export type RemoteUsage = Omit<Usage, 'extra'> & { extra?: Usage['extra'] };
+type Remote<T> = Omit<T, 'usage' | 'choices'> & {
+  choices: Array<Omit<T extends { choices: Array<infer C> } ? C : never, 'finish_reason'> & { finish_reason: FinishReason | 'tool_calls' | 'content_filter' | string | null }>;
+  usage?: RemoteUsage;
+};
+
+export interface EmbeddingRequest {
+  input: string | string[] | number[] | number[][];
+  model?: string;
+  encoding_format?: 'float' | 'base64';
+  dimensions?: number;
+  signal?: AbortSignal;
+}
+
+export interface EmbeddingResponse {
+  object: 'list';
+  data: Array<{ object: 'embedding'; index: number; embedding: number[] | string }>;
+  model: string;
+  usage?: { prompt_tokens: number; total_tokens: number };
+}
+
+/**
+ * The same surface as a loaded Engine, served by an OpenAI-compatible server. Requests
+ * run concurrently (the server queues them). Streams end as the local engine's do: the
+ * last chunk carries finish_reason and usage; an abort ends the stream with
+ * finish_reason 'abort' (the fetch is cancelled, so the server stops generating). A
+ * non-streamed request that is aborted rejects with code 'aborted'.
+ */
+export declare class RemoteEngine {
+  readonly info: RemoteInfo;
+  readonly chat: {
+    completions: {
+      create(req: ChatRequest & { model?: string; stream?: false; [field: string]: unknown }): Promise<Remote<ChatCompletion>>;
+      create(req: ChatRequest & { model?: string; stream: true; [field: string]: unknown }): Promise<AsyncIterable<Remote<ChatCompletionChunk>>>;
+    };
+  };
+  readonly completions: {
+    create(req: CompletionRequest & { model?: string; stream?: false; [field: string]: unknown }): Promise<Remote<Completion>>;
+    create(req: CompletionRequest & { model?: string; stream: true; [field: string]: unknown }): Promise<AsyncIterable<Remote<Completion>>>;
+  };
+  readonly embeddings: {
+    create(req: EmbeddingRequest): Promise<EmbeddingResponse>;
+  };
+  /** Reject with 'unsupported': the tokenizer lives on the server. */
+  tokenize(text: string, opts?: { special?: boolean }): Promise<number[]>;
+  detokenize(ids: number[]): Promise<string>;
+  renderChat(messages: ChatMessage[]): Promise<string>;
+  /** 0: no model in this page. */
+  wasmMemoryBytes(): Promise<number>;
+  /** Abort the requests in flight; later ones reject with 'unloaded'. */
+  unload(): Promise<void>;
+}
+
 export declare const Wisp: {
+  load(source: ModelSource, opts: LoadOptions & { fallback: ConnectOptions }): Promise<Engine | RemoteEngine>;
   load(source: ModelSource, opts?: LoadOptions): Promise<Engine>;
+  /** An engine on an OpenAI-compatible server (wisp serve, llama-server, vLLM, …); checks it with GET /models first. */
+  connect(opts: ConnectOptions): Promise<RemoteEngine>;
   cache: {
     list(): Promise<CachedModel[]>;
     delete(source: string | URL): Promise<boolean>;

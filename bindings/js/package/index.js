@@ -7,9 +7,17 @@
 // The engine runs in a dedicated Worker by default, so the page never freezes.
 
 import * as cache from './cache.js';
+import { connect, RemoteEngine } from './remote.js';
 import { WispError } from './sources.js';
 
-export { WispError };
+export { WispError, RemoteEngine };
+
+// Load failures that say this device cannot run the model (no usable WebGPU and a CPU
+// engine that refuses it: too large for wasm memory or the budget, an unsupported type
+// or architecture, a browser without what the wasm needs). Anything else (a bad
+// request, a broken or mismatched file, a network error, an abort) is not the device's
+// fault, and a fallback server would only hide it.
+const FALLBACK_CODES = ['model_too_large', 'webgpu_unavailable', 'gpu', 'unsupported'];
 
 /** Runs the engine in this thread (worker: false, or where Workers do not exist). */
 class InlineBackend {
@@ -257,19 +265,47 @@ export const Wisp = {
    * Options: device ('auto' | 'gpu' | 'cpu'), threads (CPU engine), contextLength,
    * memoryBudget (bytes), onProgress({phase, loaded, total}),
    * signal, cache (default true, URLs only), worker (default true), sha256,
-   * noF16, webgpuDefaultLimits.
+   * noF16, webgpuDefaultLimits, fallback ({baseURL, apiKey, model}: where this device
+   * cannot run the model, Wisp.connect to that server instead; engine.info says why).
    */
   async load(source, opts = {}) {
+    const { worker: _ignored, fallback, ...rest } = opts;
+    if (fallback !== undefined && (typeof fallback !== 'object' || fallback === null || !fallback.baseURL)) {
+      throw new WispError('invalid_request', 'fallback must be {baseURL, apiKey?, model?}, as Wisp.connect takes');
+    }
     const useWorker = opts.worker !== false && typeof Worker !== 'undefined';
     const backend = useWorker ? new WorkerBackend() : new InlineBackend();
-    const { worker: _ignored, ...rest } = opts;
     try {
       const info = await backend.load(resolveSource(source), rest);
       return new Engine(backend, info);
     } catch (e) {
       if (useWorker) backend.worker.terminate();
-      throw e;
+      if (!fallback || !FALLBACK_CODES.includes(e?.code)) throw e;
+      const why = `this device cannot run the model (${e.code}: ${e.message})`;
+      try {
+        return await connect({ signal: opts.signal, ...fallback }, {
+          fallback: true,
+          reason: `fell back to ${fallback.baseURL}: ${why}`,
+          localError: { code: e.code, message: e.message },
+        });
+      } catch (remote) {
+        const err = new WispError(remote.code ?? 'internal', `${why}, and the fallback server failed too: ${remote.message}`);
+        if (remote.status !== undefined) err.status = remote.status;
+        if (remote.error !== undefined) err.error = remote.error;
+        err.localError = { code: e.code, message: e.message };
+        throw err;
+      }
     }
+  },
+
+  /**
+   * An engine on an OpenAI-compatible server (wisp serve, llama-server, vLLM, …) with
+   * the same chat.completions / completions surface, plus embeddings. `opts`: baseURL
+   * (with the /v1, as the openai clients take it), apiKey, model (default: the first
+   * the server lists), headers, fetch, signal.
+   */
+  connect(opts) {
+    return connect(opts);
   },
 
   /** The persistent model cache (shared by every page of this origin). */

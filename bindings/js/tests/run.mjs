@@ -8,7 +8,7 @@
 // Optional: WISP_JS_TESTS=name,name to run a subset.
 
 import { chromium } from 'playwright-core';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -456,6 +456,206 @@ test('CPU engine errors: a KV cache past the 4 GiB of wasm32 memory, a memory bu
   return Object.values(r).map((v) => v.slice(0, 140)).join('\n      ');
 });
 
+// ---- the remote engine: Wisp.connect and Wisp.load's fallback against a real `wisp serve`
+
+/** A `wisp serve` of SmolLM2 on the CPU engine, on a free loopback port, allowing the test page's origin. */
+let serveProcess = null;
+const serveLog = [];
+async function wispServe() {
+  if (serveProcess) return serveProcess.url;
+  const child = spawn(CLI, [
+    'serve', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2), '--device', 'cpu',
+    '--port', '0', '--ctx-size', '1024', '--cors-origin', new URL(BASE).origin,
+  ], { stdio: ['ignore', 'ignore', 'pipe'] });
+  serveProcess = { child, url: null };
+  serveProcess.url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`wisp serve did not listen within 120 s:\n${serveLog.join('\n')}`)), 120_000);
+    let partial = '';
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (d) => {
+      const lines = (partial + d).split('\n');
+      partial = lines.pop();
+      for (const l of lines) {
+        serveLog.push(l);
+        const m = /listening on (http:\/\/\S+)/.exec(l);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]);
+        }
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`wisp serve exited (${code}):\n${serveLog.join('\n')}`));
+    });
+  });
+  return serveProcess.url;
+}
+
+/** The request log lines `wisp serve` printed since `from`, once `pattern` shows up (or after 5 s). */
+async function serveLines(from, pattern) {
+  for (let i = 0; i < 50 && !serveLog.slice(from).some((l) => pattern.test(l)); i++) await new Promise((r) => setTimeout(r, 100));
+  return serveLog.slice(from);
+}
+
+const REMOTE_TOKENS = 8;
+
+test('the remote engine\'s SSE reader (Node): events split at every byte, CRLF, CR, comments, multi-line data', async () => {
+  const { sseEvents } = await import('../package/remote.js');
+  // A read that ends between the CR and LF of a CRLF must not end the event there.
+  const text = ': keep-alive\r\ndata: {"a":1}\r\n\r\nevent: error\r\ndata: line1\r\ndata: line2\r\n\r\ndata: lf\n\ndata:{"b":"é€"}\r\rdata: [DONE]\r\n\r\n';
+  const bytes = new TextEncoder().encode(text);
+  const expected = [
+    { event: 'message', data: '{"a":1}' },
+    { event: 'error', data: 'line1\nline2' },
+    { event: 'message', data: 'lf' },
+    { event: 'message', data: '{"b":"é€"}' },
+    { event: 'message', data: '[DONE]' },
+  ];
+  for (let size = 1; size <= bytes.length; size++) {
+    const body = new ReadableStream({
+      start(c) {
+        for (let i = 0; i < bytes.length; i += size) c.enqueue(bytes.slice(i, i + size));
+        c.close();
+      },
+    });
+    const events = [];
+    for await (const e of sseEvents(body)) events.push(e);
+    assert.deepEqual(events, expected, `reads of ${size} bytes`);
+  }
+  return `${bytes.length} split sizes`;
+});
+
+test('Wisp.connect to wisp serve: greedy chat whole = streamed = the server asked from Node; completions; abort cancels on the server; errors', async () => {
+  const server = await wispServe();
+  const logFrom = serveLog.length;
+  const messages = [{ role: 'user', content: QUESTION }];
+  const r = await inPage(async ({ baseURL, messages, n }) => {
+    const code = (p) => p.then(() => 'resolved', (e) => ({ name: e.name, code: e.code, status: e.status, error: e.error, message: e.message }));
+    const engine = await Wisp.connect({ baseURL });
+    const res = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n });
+    const chunks = [];
+    for await (const c of await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n, stream: true })) chunks.push(c);
+    const raw = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 4 });
+    let rawStreamed = '';
+    for await (const c of await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 4, stream: true })) rawStreamed += c.choices[0].text;
+    // Abort after the first piece of a long answer: the stream ends with 'abort'.
+    const controller = new AbortController();
+    let aborted = '';
+    let last;
+    for await (const c of await engine.chat.completions.create({
+      messages: [{ role: 'user', content: 'Tell me a long story about the sea.' }],
+      temperature: 0.8, seed: 3, max_tokens: 400, stream: true, signal: controller.signal,
+    })) {
+      aborted += c.choices[0].delta.content ?? '';
+      if (aborted.length > 0) controller.abort();
+      last = c;
+    }
+    // The server serves the next request (its one session was freed).
+    const after = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: 1 });
+    const pre = new AbortController();
+    pre.abort();
+    const errors = {
+      preAborted: await code(engine.chat.completions.create({ messages, signal: pre.signal })),
+      badModel: await code(engine.chat.completions.create({ messages, model: 'no-such-model' })),
+      badType: await code(engine.chat.completions.create({ messages, temperature: 'hot' })),
+      embeddings: await code(engine.embeddings.create({ input: 'hello' })),
+      tokenize: await code(engine.tokenize('hello')),
+      // The test page's own server on another origin (localhost): it sends no CORS headers.
+      noCors: await code(Wisp.connect({ baseURL: `${location.origin.replace('127.0.0.1', 'localhost')}/v1` })),
+    };
+    await engine.unload();
+    errors.afterUnload = await code(engine.chat.completions.create({ messages }));
+    return { info: engine.info, res, chunks, raw, rawStreamed, aborted, abortFinish: last.choices[0].finish_reason, after, errors };
+  }, { baseURL: `${server}/v1`, messages, n: REMOTE_TOKENS });
+  const direct = await (await fetch(`${server}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ messages, temperature: 0, max_tokens: REMOTE_TOKENS }),
+  })).json();
+  assert.equal(r.info.engine, 'remote');
+  assert.equal(r.info.baseURL, `${server}/v1`);
+  assert.equal(r.info.model, 'SmolLM2-135M-Instruct.Q4_1', 'the model the server lists');
+  assert.equal(r.info.fallback, false);
+  assert.equal(r.res.object, 'chat.completion');
+  const text = r.res.choices[0].message.content;
+  assert.ok(text.length > 0);
+  assert.equal(text, direct.choices[0].message.content, 'the page and Node get the same greedy answer');
+  assert.equal(r.res.usage.completion_tokens, direct.usage.completion_tokens);
+  // Streamed: chunks shaped as the local engine's (role first, usage on the last only).
+  assert.equal(r.chunks[0].object, 'chat.completion.chunk');
+  assert.equal(r.chunks[0].choices[0].delta.role, 'assistant');
+  assert.ok(r.chunks.every((c) => c.choices.length === 1), 'no choice-less usage chunk');
+  assert.ok(r.chunks.slice(0, -1).every((c) => !c.usage && c.choices[0].finish_reason === null));
+  const lastChunk = r.chunks.at(-1);
+  assert.equal(lastChunk.choices[0].finish_reason, r.res.choices[0].finish_reason);
+  assert.deepEqual(lastChunk.usage, r.res.usage);
+  assert.equal(r.chunks.map((c) => c.choices[0].delta.content ?? '').join(''), text, 'stream and non-stream greedy answers agree');
+  assert.equal(r.raw.object, 'text_completion');
+  assert.ok(r.raw.choices[0].text.length > 0);
+  assert.equal(r.rawStreamed, r.raw.choices[0].text);
+  assert.equal(r.abortFinish, 'abort');
+  assert.ok(r.aborted.length > 0);
+  assert.equal(r.after.usage.completion_tokens, 1);
+  const e = r.errors;
+  assert.deepEqual([e.preAborted.name, e.preAborted.code], ['WispError', 'aborted']);
+  assert.deepEqual([e.badModel.code, e.badModel.status, e.badModel.error.code], ['invalid_request', 404, 'model_not_found']);
+  assert.match(e.badModel.message, /no-such-model.*does not exist/);
+  assert.deepEqual([e.badType.code, e.badType.status, e.badType.error.param], ['invalid_request', 400, 'temperature']);
+  assert.deepEqual([e.embeddings.code, e.embeddings.status], ['invalid_request', 400]);
+  assert.match(e.embeddings.message, /not an embedding model/);
+  assert.equal(e.tokenize.code, 'unsupported');
+  assert.equal(e.noCors.code, 'io', `another origin without CORS: ${e.noCors.message}`);
+  assert.match(e.noCors.message, /--cors-origin/);
+  assert.equal(e.afterUnload.code, 'unloaded');
+  // The aborted stream ended its fetch, so the server cancelled that generation.
+  const lines = await serveLines(logFrom, /cancelled: client gone/);
+  const cancelled = lines.filter((l) => /^POST \/v1\/chat\/completions 200 .*cancelled: client gone/.test(l));
+  assert.equal(cancelled.length, 1, `one cancelled generation in the server's log:\n${lines.join('\n')}`);
+  return `${JSON.stringify(text)}; server log: ${cancelled[0]}`;
+});
+
+test('fallback: no WebGPU and a CPU engine that refuses the model (memory budget): Wisp.load reaches wisp serve, engine.info says why', async () => {
+  const server = await wispServe();
+  await resetStats();
+  const p = await noGpuPage();
+  const messages = [{ role: 'user', content: QUESTION }];
+  const r = await inPageAt(p, `${BASE}/demo/blank.html`, async ({ url, baseURL, messages, n }) => {
+    const code = (x) => x.then(() => 'resolved', (e) => `${e.code}: ${e.message}`);
+    const engine = await Wisp.load(url, { cache: false, memoryBudget: 16 << 20, fallback: { baseURL } });
+    const res = await engine.chat.completions.create({ messages, temperature: 0, max_tokens: n });
+    return {
+      gpu: Boolean(navigator.gpu && (await navigator.gpu.requestAdapter())),
+      info: engine.info,
+      res,
+      // Without fallback the same load fails as before; a fault of the request is not a reason to fall back.
+      noFallback: await code(Wisp.load(url, { cache: false, memoryBudget: 16 << 20 })),
+      badDevice: await code(Wisp.load(url, { device: 'tpu', fallback: { baseURL } })),
+      badFallback: await code(Wisp.load(url, { cache: false, fallback: 'nowhere' })),
+      deadServer: await code(Wisp.load(url, { cache: false, memoryBudget: 16 << 20, fallback: { baseURL: 'http://127.0.0.1:9/v1' } })),
+    };
+  }, { url: SMOL, baseURL: `${server}/v1`, messages, n: REMOTE_TOKENS });
+  assert.equal(r.gpu, false, 'this Chromium has no WebGPU adapter');
+  assert.equal(r.info.engine, 'remote');
+  assert.equal(r.info.fallback, true);
+  assert.equal(r.info.localError.code, 'model_too_large');
+  assert.match(r.info.reason, /^fell back to .*: this device cannot run the model \(model_too_large: .*budget/);
+  const direct = await (await fetch(`${server}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify({ messages, temperature: 0, max_tokens: REMOTE_TOKENS }),
+  })).json();
+  assert.equal(r.res.choices[0].message.content, direct.choices[0].message.content);
+  assert.match(r.noFallback, /^model_too_large:/);
+  assert.match(r.badDevice, /^invalid_request:.*device/);
+  assert.match(r.badFallback, /^invalid_request:.*fallback/);
+  assert.match(r.deadServer, /^io: this device cannot run the model .*and the fallback server failed too: cannot reach/);
+  const served = (await stats()).model_bytes;
+  const size = statSync(join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2)).size;
+  assert.ok(served < size / 2, `refused from the header, before the download: ${served} of ${size} bytes`);
+  return r.info.reason.slice(0, 160);
+});
+
 test('a 491 MB model (Qwen2.5-0.5B) loads with wasm memory under 96 MiB', async () => {
   const r = await inPage(async ({ url }) => {
     const engine = await Wisp.load(url, { device: 'gpu', cache: false, worker: false, contextLength: 512 });
@@ -527,6 +727,7 @@ for (const t of tests) {
   }
   consoleLines.length = 0;
 }
+serveProcess?.child.kill();
 await context.close();
 await noGpuContext?.close();
 console.log(`\nbrowser tests: ${passed} passed, ${failed} failed`);

@@ -269,44 +269,9 @@ macro_rules! kernels {
             [hsum(acc[0]), hsum(acc[1]), hsum(acc[2]), hsum(acc[3])]
         }
 
-        /// Four tokens of an offset type.
-        #[inline]
-        #[target_feature(enable = $feat)]
-        unsafe fn offset_row4(
-            w: &[u8],
-            a: [&[BlockQ8_1]; 4],
-            size: usize,
-            quants: impl Fn(*const u8) -> __m256i,
-            offset: impl Fn(__m128) -> f32,
-        ) -> [f32; 4] {
-            let mut acc = [_mm256_setzero_ps(); 4];
-            let mut off = [0f32; 4];
-            let ap = a.map(|a| a.as_ptr());
-            for i in 0..a[0].len() {
-                let b = w.as_ptr().add(i * size);
-                let q = quants(b);
-                let h = halves(b);
-                let dw = _mm256_broadcastss_ps(h);
-                let m = offset(h);
-                for t in 0..4 {
-                    // SAFETY: every activation row has a[0].len() blocks (checked).
-                    let at = &*ap[t].add(i);
-                    let p = _mm256_cvtepi32_ps($dot(q, acts(&at.qs)));
-                    let p = _mm256_mul_ps(p, _mm256_set1_ps(at.d));
-                    acc[t] = _mm256_fmadd_ps(dw, p, acc[t]);
-                    off[t] += m * at.s;
-                }
-            }
-            [
-                hsum(acc[0]) + off[0],
-                hsum(acc[1]) + off[1],
-                hsum(acc[2]) + off[2],
-                hsum(acc[3]) + off[3],
-            ]
-        }
-
-        /// Eight activation rows of an offset type, each weight block unpacked once for
-        /// all eight. With `PAIRED`, rows 2k and 2k+1 are one token's blocks and their
+        /// `N` activation rows of an offset type (four tokens; eight rows on the
+        /// eight-row path), each weight block unpacked once for all of them. With
+        /// `PAIRED`, rows 2k and 2k+1 are one token's blocks and their
         /// residual at exactly 1/256 of the blocks' scale
         /// ([`act::quantize_q8_1_residual`](super::super::super::act::quantize_q8_1_residual)),
         /// so the two integer sums combine as `256·Σ q·a + Σ q·a'` (< 2^25: no overflow)
@@ -314,15 +279,15 @@ macro_rules! kernels {
         /// lands in slot 2k and slot 2k+1 is 0.
         #[inline]
         #[target_feature(enable = $feat)]
-        unsafe fn offset_row8<const PAIRED: bool>(
+        unsafe fn offset_rows<const N: usize, const PAIRED: bool>(
             w: &[u8],
-            a: [&[BlockQ8_1]; 8],
+            a: [&[BlockQ8_1]; N],
             size: usize,
             quants: impl Fn(*const u8) -> __m256i,
             offset: impl Fn(__m128) -> f32,
-        ) -> [f32; 8] {
-            let mut acc = [_mm256_setzero_ps(); 8];
-            let mut off = [0f32; 8];
+        ) -> [f32; N] {
+            let mut acc = [_mm256_setzero_ps(); N];
+            let mut off = [0f32; N];
             let ap = a.map(|a| a.as_ptr());
             for i in 0..a[0].len() {
                 let b = w.as_ptr().add(i * size);
@@ -331,7 +296,7 @@ macro_rules! kernels {
                 let dw = _mm256_broadcastss_ps(h);
                 let m = offset(h);
                 if PAIRED {
-                    for k in 0..4 {
+                    for k in 0..N / 2 {
                         // SAFETY: every activation row has a[0].len() blocks (checked).
                         let (hi, lo) = (&*ap[2 * k].add(i), &*ap[2 * k + 1].add(i));
                         let s = _mm256_slli_epi32::<8>($dot(q, acts(&hi.qs)));
@@ -341,7 +306,7 @@ macro_rules! kernels {
                         off[k] += m * (hi.s + lo.s);
                     }
                 } else {
-                    for t in 0..8 {
+                    for t in 0..N {
                         // SAFETY: as above.
                         let at = &*ap[t].add(i);
                         let p = _mm256_cvtepi32_ps($dot(q, acts(&at.qs)));
@@ -351,13 +316,13 @@ macro_rules! kernels {
                     }
                 }
             }
-            let mut out = [0f32; 8];
+            let mut out = [0f32; N];
             if PAIRED {
-                for k in 0..4 {
+                for k in 0..N / 2 {
                     out[2 * k] = hsum(acc[k]) + off[k];
                 }
             } else {
-                for t in 0..8 {
+                for t in 0..N {
                     out[t] = hsum(acc[t]) + off[t];
                 }
             }
@@ -402,7 +367,7 @@ macro_rules! kernels {
                         w: &[u8],
                         a: [&[BlockQ8_1]; 8],
                     ) -> [f32; 8] {
-                        offset_row8::<PAIRED>(w, a, $size, $quants, $offset)
+                        offset_rows::<8, PAIRED>(w, a, $size, $quants, $offset)
                     }
                     // SAFETY: sizes checked above; the CPU features by the dispatch.
                     unsafe { inner::<PAIRED>(w, a) }
@@ -463,12 +428,12 @@ macro_rules! kernels {
 
         #[target_feature(enable = $feat)]
         unsafe fn q4_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) }, stored_min)
+            offset_rows::<4, false>(w, a, Q4_1, |b| unsafe { nibbles(b.add(4)) }, stored_min)
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q5_1_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(
+            offset_rows::<4, false>(
                 w,
                 a,
                 Q5_1,
@@ -549,12 +514,12 @@ macro_rules! kernels {
 
         #[target_feature(enable = $feat)]
         unsafe fn q4_0u_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(w, a, Q4_0, |b| unsafe { nibbles(b.add(2)) }, minus8)
+            offset_rows::<4, false>(w, a, Q4_0, |b| unsafe { nibbles(b.add(2)) }, minus8)
         }
 
         #[target_feature(enable = $feat)]
         unsafe fn q5_0u_x4(w: &[u8], a: [&[BlockQ8_1]; 4]) -> [f32; 4] {
-            offset_row4(
+            offset_rows::<4, false>(
                 w,
                 a,
                 Q5_0,

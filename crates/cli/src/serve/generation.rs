@@ -85,32 +85,25 @@ pub fn run(
 ) -> Result<Generation, wisp::Error> {
     let mut sampler = Sampler::new(settings.sampling.clone())?;
     let cancelled = || cancel.load(Ordering::Acquire) || app.shutting_down.load(Ordering::Acquire);
-    let tokenizer = &app.loaded.tokenizer;
-    let opts = &settings.options;
     let session = lease.session();
-    if settings.logit_bias.is_empty() {
-        generate_cancellable(
-            session,
-            tokenizer,
-            &mut sampler,
-            prompt,
-            opts,
-            on_text,
-            &cancelled,
-        )
+    let mut biased;
+    // Only a request with a bias pays for the whole logit row (see `Biased`).
+    let model: &mut dyn Forward = if settings.logit_bias.is_empty() {
+        session
     } else {
-        let mut biased = Biased {
+        biased = Biased {
             inner: session,
             bias: &settings.logit_bias,
         };
-        generate_cancellable(
-            &mut biased,
-            tokenizer,
-            &mut sampler,
-            prompt,
-            opts,
-            on_text,
-            &cancelled,
-        )
-    }
+        &mut biased
+    };
+    generate_cancellable(
+        model,
+        &app.loaded.tokenizer,
+        &mut sampler,
+        prompt,
+        &settings.options,
+        on_text,
+        &cancelled,
+    )
 }

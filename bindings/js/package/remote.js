@@ -79,6 +79,16 @@ function serverError(where, status, body) {
 const isAbort = (e) => e?.name === 'AbortError';
 
 /** fetch's TypeError says little ("Failed to fetch"): say what usually causes it. */
+/** The error of a non-2xx response: its body as JSON where it parses (OpenAI's error shape), else as text. */
+async function responseError(url, res) {
+  const text = await res.text().catch(() => '');
+  let parsed = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {}
+  return serverError(url, res.status, parsed);
+}
+
 function networkError(url, e) {
   const cors = globalThis.location && new URL(url).origin !== globalThis.location.origin
     ? ` A page on another origin needs the server to allow it with CORS (wisp serve --cors-origin ${globalThis.location.origin}).`
@@ -141,12 +151,7 @@ export class RemoteEngine {
       throw networkError(url, e);
     }
     if (!res.ok) {
-      const text = await res.text().catch(() => '');
-      let parsed = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {}
-      throw serverError(url, res.status, parsed);
+      throw await responseError(url, res);
     }
     return res;
   }
@@ -322,12 +327,7 @@ export async function connect(opts = {}, extra = {}) {
     const list = await res.json().catch(() => null);
     models = Array.isArray(list?.data) ? list.data.map((m) => m.id) : null;
   } else if (res.status === 401 || res.status === 403 || !opts.model) {
-    const text = await res.text().catch(() => '');
-    let parsed = text;
-    try {
-      parsed = JSON.parse(text);
-    } catch {}
-    throw serverError(url, res.status, parsed);
+    throw await responseError(url, res);
   }
   const model = opts.model ?? models?.[0];
   if (!model) throw new WispError('invalid_request', `${url} lists no model; pass model to Wisp.connect`);

@@ -60,6 +60,11 @@ pub trait Forward {
         let logits = self.forward(tokens, Logits::Last)?;
         sampler.sample(&logits, history)
     }
+
+    /// The caller will not evaluate more tokens until its next request. A session that
+    /// batches its decode steps with others ([`crate::batch`]) stops holding their
+    /// steps for it; for every other session this does nothing.
+    fn idle(&mut self) {}
 }
 
 /// Why generation ended.
@@ -271,6 +276,20 @@ pub fn generate(
 /// `cancelled()` returns true: it is asked before each prefill chunk and each token, so
 /// another thread can stop a long prompt's prefill.
 pub fn generate_cancellable(
+    model: &mut dyn Forward,
+    tokenizer: &Tokenizer,
+    sampler: &mut Sampler,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    on_text: &mut dyn FnMut(&str) -> bool,
+    cancelled: &dyn Fn() -> bool,
+) -> Result<Generation, Error> {
+    let result = generate_steps(model, tokenizer, sampler, prompt, opts, on_text, cancelled);
+    model.idle();
+    result
+}
+
+fn generate_steps(
     model: &mut dyn Forward,
     tokenizer: &Tokenizer,
     sampler: &mut Sampler,

@@ -7,6 +7,8 @@
 //! behind the `gpu` feature (enabled by `native` and `webgpu`): with
 //! `default-features = false` the crate is CPU-only and builds without wgpu.
 
+#[cfg(feature = "native")]
+pub mod batch;
 pub mod chat;
 pub mod cpu;
 #[cfg(feature = "gpu")]

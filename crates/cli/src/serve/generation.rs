@@ -71,6 +71,9 @@ impl Forward for Biased<'_> {
         }
         sampler.sample(&logits, history)
     }
+    fn idle(&mut self) {
+        self.inner.idle()
+    }
 }
 
 /// Generate `prompt` on the leased session, stopping early when `cancel` is set or the

@@ -24,13 +24,15 @@
 //!
 //! # Not here yet (and where it would go)
 //!
-//! - **Continuous batching**: every session runs its own forward passes, so N streams
-//!   cost about N× one. A batched decode step would replace the per-request threads of
-//!   [`routes`] with one scheduler thread that owns the pool's sessions and, per step,
-//!   evaluates the pending token of every active request in one mat-mat pass. The
-//!   request side already fits it: each request is a prompt plus `GenerateOptions` and
-//!   a sampler, its text leaves through a channel, and `wisp::generate::Generator` keeps a
-//!   generation's bookkeeping apart from evaluating tokens.
+//! - **Continuous batching** (the CPU engine, `--parallel` above 1): each request still
+//!   runs `generate_cancellable` on its own thread over its own session, but the
+//!   sessions are [`wisp::batch::Batched`]: every decode step goes to the model's one
+//!   step group, which evaluates the pending token of every decoding request in one
+//!   mat-mat pass. Prefill chunks run on their own. The GPU engine steps each session
+//!   alone (a batched GPU decode would need one submission over several caches).
+//!
+//! # Not here yet
+//!
 //! - `tools`, `tool_choice` and `response_format` other than text: a 400 saying so, not
 //!   silently ignored. `/v1/embeddings`: a 400 until embedding models load.
 //!
@@ -60,6 +62,8 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
+use wisp::batch::{Batched, StepGroup};
+use wisp::cpu::CpuEngineSession;
 
 /// Request bodies above this are refused with 413.
 pub const MAX_BODY: usize = 1 << 20;
@@ -146,10 +150,7 @@ pub fn run(args: &ModelArgs, serve: &ServeArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
     let loaded = load::load(args)?;
     let chat = ChatFormat::new(&loaded)?;
-    let mut sessions = Vec::with_capacity(serve.parallel);
-    for _ in 0..serve.parallel {
-        sessions.push(loaded.session()?);
-    }
+    let sessions = sessions_for(&loaded, serve.parallel)?;
     let model_id = serve.alias.clone().unwrap_or_else(|| {
         let name = args
             .model
@@ -191,3 +192,24 @@ pub fn run(args: &ModelArgs, serve: &ServeArgs) -> Result<(), String> {
     runtime.shutdown_timeout(Duration::from_secs(1));
     result
 }
+
+/// The `parallel` sessions over the loaded model. On the CPU engine their decode steps
+/// are batched (one pass for every stream that is decoding, [`wisp::batch`]); the other
+/// engines step each session on its own.
+fn sessions_for(loaded: &load::Loaded, parallel: usize) -> Result<Vec<sessions::Session>, String> {
+    if let (Backend::Engine(model), true) = (&loaded.backend, parallel > 1) {
+        let group = StepGroup::new(BATCH_GATHER);
+        return (0..parallel)
+            .map(|_| {
+                let session = CpuEngineSession::new(Arc::clone(model), loaded.n_ctx)
+                    .map_err(|e| e.to_string())?;
+                Ok(Box::new(Batched::new(session, Arc::clone(&group))) as sessions::Session)
+            })
+            .collect();
+    }
+    (0..parallel).map(|_| loaded.session()).collect()
+}
+
+/// How long a batched decode pass waits for a stream that is decoding but has not sent
+/// its step yet (it is streaming text to a slow client, say): a fraction of one step.
+const BATCH_GATHER: Duration = Duration::from_millis(2);

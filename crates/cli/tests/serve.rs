@@ -733,3 +733,101 @@ fn idle_and_half_sent_connections_do_not_block_others() {
     );
     drop((idle, half));
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .expect("VmRSS in /proc/PID/status")
+}
+
+/// 200 requests from 8 clients at once over 4 batched sessions and a queue: every one
+/// answered, each with its prompt's greedy text (batched decode steps change nothing),
+/// and the server's resident memory is flat across the run.
+#[test]
+fn two_hundred_requests_from_eight_clients_all_answered_with_flat_memory() {
+    let server = Server::start(
+        "smollm2",
+        &[
+            "--device",
+            "cpu",
+            "--parallel",
+            "4",
+            "--queue",
+            "8",
+            "--ctx-size",
+            "256",
+        ],
+    );
+    let prompts = [
+        "The capital of France is",
+        "Water boils at",
+        "def add(a, b):",
+        "A list of fruits: apple,",
+    ];
+    let body = |p: &str| json!({"prompt": p, "temperature": 0, "max_tokens": 8});
+    // Each prompt's answer alone (one request at a time, nothing batched).
+    let expected: Vec<Value> = prompts
+        .iter()
+        .map(|p| server.post("/v1/completions", &body(p)).json()["choices"][0]["text"].clone())
+        .collect();
+    let port = server.port;
+    let round = |requests: usize| {
+        let handles: Vec<_> = (0..8)
+            .map(|client| {
+                let bodies: Vec<(usize, String)> = (0..requests / 8)
+                    .map(|r| {
+                        let which = (client + r) % prompts.len();
+                        (which, body(prompts[which]).to_string())
+                    })
+                    .collect();
+                std::thread::spawn(move || {
+                    bodies
+                        .into_iter()
+                        .map(|(which, body)| {
+                            let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+                            s.set_read_timeout(Some(Duration::from_secs(300))).unwrap();
+                            common::write_request(
+                                &mut s,
+                                port,
+                                "POST",
+                                "/v1/completions",
+                                &[("Content-Type", "application/json")],
+                                body.as_bytes(),
+                            );
+                            (which, common::read_response(&mut s))
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut answered = 0;
+        for h in handles {
+            for (which, r) in h.join().unwrap() {
+                assert_eq!(r.status, 200, "{}", r.text());
+                let text = &r.json()["choices"][0]["text"];
+                assert_eq!(text, &expected[which], "prompt {:?}", prompts[which]);
+                answered += 1;
+            }
+        }
+        answered
+    };
+    // A first round touches every session's cache and the allocator's pools.
+    assert_eq!(round(40), 40);
+    let before = rss_kib(server.pid());
+    assert_eq!(round(200), 200);
+    let after = rss_kib(server.pid());
+    assert!(
+        after as f64 <= before as f64 * 1.10,
+        "resident memory grew from {before} KiB to {after} KiB over 200 requests"
+    );
+    let log = server.log();
+    let served = log
+        .lines()
+        .filter(|l| l.starts_with("POST /v1/completions 200"))
+        .count();
+    assert_eq!(served, 4 + 40 + 200, "every request logged once");
+}

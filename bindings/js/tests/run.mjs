@@ -458,17 +458,19 @@ test('CPU engine errors: a KV cache past the 4 GiB of wasm32 memory, a memory bu
 
 // ---- the remote engine: Wisp.connect and Wisp.load's fallback against a real `wisp serve`
 
-/** A `wisp serve` of SmolLM2 on the CPU engine, on a free loopback port, allowing the test page's origin. */
-let serveProcess = null;
+/** A `wisp serve` of SmolLM2 on the CPU engine, on a free loopback port, allowing the test page's origin; one per set of extra flags. */
+const serveProcesses = new Map();
 const serveLog = [];
-async function wispServe() {
-  if (serveProcess) return serveProcess.url;
+async function wispServe(extra = []) {
+  const key = extra.join(' ');
+  if (serveProcesses.has(key)) return serveProcesses.get(key).url;
   const child = spawn(CLI, [
     'serve', join(process.env.WISP_MODELS_DIR, process.env.WISP_SMOLLM2), '--device', 'cpu',
-    '--port', '0', '--ctx-size', '1024', '--cors-origin', new URL(BASE).origin,
+    '--port', '0', '--ctx-size', '1024', '--cors-origin', new URL(BASE).origin, ...extra,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
-  serveProcess = { child, url: null };
-  serveProcess.url = await new Promise((resolve, reject) => {
+  const entry = { child, url: null };
+  serveProcesses.set(key, entry);
+  entry.url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`wisp serve did not listen within 120 s:\n${serveLog.join('\n')}`)), 120_000);
     let partial = '';
     child.stderr.setEncoding('utf8');
@@ -489,7 +491,7 @@ async function wispServe() {
       reject(new Error(`wisp serve exited (${code}):\n${serveLog.join('\n')}`));
     });
   });
-  return serveProcess.url;
+  return entry.url;
 }
 
 /** The request log lines `wisp serve` printed since `from`, once `pattern` shows up (or after 5 s). */
@@ -615,6 +617,25 @@ test('Wisp.connect to wisp serve: greedy chat whole = streamed = the server aske
   return `${JSON.stringify(text)}; server log: ${cancelled[0]}`;
 });
 
+test('Wisp.connect with apiKey: a wisp serve --api-key answers the key and refuses no key or a wrong one with 401', async () => {
+  const server = await wispServe(['--api-key', 'page-secret']);
+  const r = await inPage(async ({ baseURL }) => {
+    const code = (p) => p.then(() => 'resolved', (e) => ({ code: e.code, status: e.status, message: e.message }));
+    const engine = await Wisp.connect({ baseURL, apiKey: 'page-secret' });
+    const res = await engine.completions.create({ prompt: 'The capital of France is', temperature: 0, max_tokens: 2 });
+    return {
+      model: engine.info.model,
+      text: res.choices[0].text,
+      noKey: await code(Wisp.connect({ baseURL })),
+      wrongKey: await code(Wisp.connect({ baseURL, apiKey: 'guess' })),
+    };
+  }, { baseURL: `${server}/v1` });
+  assert.equal(r.model, 'SmolLM2-135M-Instruct.Q4_1');
+  assert.ok(r.text.length > 0);
+  for (const e of [r.noKey, r.wrongKey]) assert.equal(e.status, 401, JSON.stringify(e));
+  return `answered with the key: ${JSON.stringify(r.text)}; without or with a wrong one: 401`;
+});
+
 test('fallback: no WebGPU and a CPU engine that refuses the model (memory budget): Wisp.load reaches wisp serve, engine.info says why', async () => {
   const server = await wispServe();
   await resetStats();
@@ -727,7 +748,7 @@ for (const t of tests) {
   }
   consoleLines.length = 0;
 }
-serveProcess?.child.kill();
+for (const { child } of serveProcesses.values()) child.kill();
 await context.close();
 await noGpuContext?.close();
 console.log(`\nbrowser tests: ${passed} passed, ${failed} failed`);

@@ -6,9 +6,9 @@
 //! least recently used, so a long cached conversation is kept while others come and go).
 //! Dropping the [`Lease`] puts the session back, with whatever it has cached.
 //!
-//! Each lease hands one session to one generating thread. A batched decode step (one
-//! mat-mat pass for every active session) would keep this admission and choice of
-//! session and hand the leases to a single scheduler thread instead.
+//! Each lease hands one session to one generating thread. On the CPU engine the
+//! sessions are `wisp::batch::Batched`, so those threads' decode steps meet in one pass
+//! (see `super::sessions_for`); admission and the choice of session do not change.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
